@@ -1,0 +1,1 @@
+"""pykka actors: thin glue between sockets, protocol/ and storage/."""

@@ -1,0 +1,1 @@
+"""Configuration: YAML files loaded into frozen dataclasses."""

@@ -1,0 +1,1 @@
+"""SASL mechanisms (RFC 4422): PLAIN, SCRAM-SHA-256."""

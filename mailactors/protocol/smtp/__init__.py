@@ -1,0 +1,1 @@
+"""SMTP (RFC 5321) server and client state machines."""

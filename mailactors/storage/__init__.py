@@ -1,0 +1,1 @@
+"""Every SQL statement and every file write lives here."""
