@@ -1,0 +1,173 @@
+"""The frozen, picklable messages actors exchange.
+
+Every message holds only bytes, str, ints, bools, tuples and other messages, so an
+actor can move to another process without changing its callers. Replies to a
+`tell` name the asking actor by its URN (`reply_to`), never by an object reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from mailactors.storage.changes import Change
+
+# --- sockets -> sessions -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SocketData:
+    """Bytes read from the connection by its reader thread; b"" is end of stream."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SocketTimeout:
+    """The peer sent nothing for the session's idle timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class SocketError:
+    """Reading from the connection failed."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """The server is stopping: say goodbye (421 / BYE) and close."""
+
+    reason: str
+
+
+# --- sessions -> stores ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message file to add to one mailbox of the store's account."""
+
+    mailbox: str
+    source: str  # path of a closed-or-open spool file; the store never removes it
+    received: datetime
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverMessages:
+    """Ask a StoreActor to add messages; answered by a DeliveryResult told to reply_to.
+
+    Deliveries that arrive together are committed in one transaction (group commit).
+    """
+
+    request_id: int
+    deliveries: tuple[Delivery, ...]
+    reply_to: str  # actor URN
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredMessage:
+    mailbox: str
+    uid: int
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """Outcome of a DeliverMessages, one entry per delivery, in order.
+
+    `storage_full` is set when the store could not write for lack of space, so the
+    session answers 452 (RFC 5321 4.5.3.1.10) instead of a generic 451.
+    """
+
+    request_id: int
+    account: str
+    delivered: tuple[DeliveredMessage | None, ...]
+    errors: tuple[str | None, ...]
+    storage_full: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GetPasswordCredentials:
+    """Ask (with a timeout) for the account's salted SCRAM-SHA-256 hash, or None."""
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordCredentials:
+    salt: bytes
+    iterations: int
+    stored_key: bytes
+    server_key: bytes
+
+    def __repr__(self) -> str:
+        return "PasswordCredentials(<redacted>)"
+
+
+@dataclass(frozen=True, slots=True)
+class SetPasswordCredentials:
+    """Store a new salted password hash (the plain password never reaches a store)."""
+
+    credentials: PasswordCredentials
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Send Changes of this account to the actor with URN `subscriber`."""
+
+    subscriber: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    subscriber: str
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Published by a StoreActor to its subscribers after each commit."""
+
+    account: str
+    changes: tuple[Change, ...]
+
+
+# --- sessions -> auth limiter ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuthAllowed:
+    """Ask whether a peer IP may try to authenticate now; answered with a bool."""
+
+    ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailed:
+    """Tell the limiter that an authentication attempt from ip failed."""
+
+    ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSucceeded:
+    ip: str
+
+
+# --- supervision -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    """Told by a session to its listener when it stops."""
+
+    urn: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckChildren:
+    """The supervisor's periodic liveness check."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Asked by the supervisor to confirm an actor started and serves its inbox."""

@@ -1,0 +1,543 @@
+"""SessionActor for SMTP and submission: glue between a Connection and SmtpServer.
+
+Theory of operation: the reader thread tells SocketData; the actor feeds plaintext to
+the sans-IO SmtpServer and handles its events until it needs data or waits for a
+decision. Decisions that need another actor (credentials, deliveries) are asked down
+the hierarchy (session -> store, with a timeout) or told with a reply message
+(DeliverMessages -> DeliveryResult), so the actor's inbox keeps flowing. A message is
+answered 250 only after every store reported it committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pykka
+
+from mailactors.actors.connection import Connection, TlsError
+from mailactors.actors.localserve import localserve_reply
+from mailactors.actors.messages import (
+    AuthAllowed,
+    AuthFailed,
+    AuthSucceeded,
+    DeliverMessages,
+    Delivery,
+    DeliveryResult,
+    GetPasswordCredentials,
+    PasswordCredentials,
+    SessionEnded,
+    Shutdown,
+    SocketData,
+    SocketError,
+    SocketTimeout,
+)
+from mailactors.actors.services import Services
+from mailactors.actors.tell import tell_urn
+from mailactors.protocol.address import AddressError, parse_address
+from mailactors.protocol.sasl.scram import ScramCredentials
+from mailactors.protocol.smtp import server as smtp
+from mailactors.protocol.smtp.received import received_header
+from mailactors.protocol.smtp.reply import Reply
+from mailactors.storage.files import SpoolFile, StorageFullError, create_spool_file
+
+# RFC 5321 4.5.3.2.7: a server SHOULD wait at least 5 minutes for the next command.
+SMTP_IDLE_TIMEOUT = 300.0
+# Upper bound for asks down the hierarchy (store, limiter).
+ASK_TIMEOUT = 30.0
+# How long a session waits for the stores to commit a message before answering 451.
+DELIVERY_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpListenerSettings:
+    """What kind of SMTP service a listener offers."""
+
+    kind: str  # "smtp", "submission" or "submissions"
+    hostname: str
+    tls: str | None  # name of the TLS key/cert, None without TLS
+    max_message_size: int
+    max_recipients: int
+
+
+@dataclass(slots=True)
+class Recipient:
+    address: str
+    account: str
+    mailbox: str
+    data_reply: Reply | None = None  # localserve: the error to give at the end of DATA
+
+
+@dataclass(slots=True)
+class Transaction:
+    mail_from: str = ""
+    recipients: list[Recipient] = field(default_factory=list)
+    spool: SpoolFile | None = None
+    spool_failed: bool = False
+    waiting: dict[int, str] = field(default_factory=dict)  # request id -> account
+    results: list[DeliveryResult] = field(default_factory=list)
+    deadline: float = 0.0
+
+
+class SmtpSessionActor(pykka.ThreadingActor):
+    """One SMTP connection (port 25 style, submission, or submissions)."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer_ip: str,
+        cid: str,
+        settings: SmtpListenerSettings,
+        services: Services,
+        listener_urn: str,
+        log: logging.Logger,
+    ) -> None:
+        super().__init__()
+        self.peer_ip = peer_ip
+        self.cid = cid
+        self.settings = settings
+        self.services = services
+        self.listener_urn = listener_urn
+        self.log = logging.LoggerAdapter(log, {"cid": cid})
+        self.sock = sock
+        self.conn: Connection | None = None
+        self.smtp: smtp.SmtpServer | None = None
+        self.helo = ""
+        self.account: str | None = None  # after AUTH
+        self.tx = Transaction()
+        self.request_ids = iter(range(1, 1 << 62))
+        self.closing = False
+        self.want_input_after_decision = False
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        s = self.settings
+        config = self.services.config
+        tls_ctx = self.services.tls_contexts.get(s.tls) if s.tls else None
+        self.smtp = smtp.SmtpServer(
+            smtp.ServerSettings(
+                hostname=s.hostname,
+                submission=s.kind in ("submission", "submissions"),
+                implicit_tls=s.kind == "submissions",
+                starttls_available=tls_ctx is not None and s.kind != "submissions",
+                max_message_size=s.max_message_size,
+                max_recipients=s.max_recipients,
+            )
+        )
+        self.localserve = config.static.localserve
+        self.conn = Connection(self.sock, self.actor_ref, self.log.logger, self.cid, SMTP_IDLE_TIMEOUT)
+        self.log.info("new connection", extra={"remote": self.peer_ip, "kind": s.kind})
+        if s.kind == "submissions":
+            assert tls_ctx is not None
+            self.conn.start_tls(tls_ctx)
+        else:
+            self.smtp.greeting()
+            self._flush()
+        self.conn.start_reader()
+
+    def on_stop(self) -> None:
+        self._end_transaction()
+        if self.conn is not None:
+            self.conn.close()
+        tell_urn(self.listener_urn, SessionEnded(self.actor_urn), self.log.logger)
+        self.log.debug("connection closed")
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        self.log.error(
+            "session crashed", exc_info=(exception_type, exception_value, traceback)
+        )
+        if self.conn is not None:
+            try:
+                self.conn.send(Reply(421, "4.3.0", "internal server error, closing").to_bytes())
+            except (OSError, TlsError):
+                self.log.debug("could not send 421 after crash")
+        self.on_stop()
+
+    def _close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.actor_ref.stop(block=False)
+
+    # --- inbox --------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if self.closing:
+            return None
+        assert self.conn is not None and self.smtp is not None
+        if isinstance(message, SocketData):
+            self._on_socket_data(message.data)
+        elif isinstance(message, DeliveryResult):
+            self._on_delivery_result(message)
+        elif isinstance(message, SocketTimeout):
+            self.log.info("idle timeout")
+            self._send_and_close(Reply(421, "4.4.2", f"{self.settings.hostname} timeout, closing"))
+        elif isinstance(message, SocketError):
+            self.log.info("connection error", extra={"err": message.error})
+            self._close()
+        elif isinstance(message, Shutdown):
+            self._send_and_close(Reply(421, "4.3.2", f"{self.settings.hostname} shutting down"))
+        else:
+            raise TypeError(f"SmtpSessionActor: unexpected message {type(message).__name__}")
+        return None
+
+    def _send_and_close(self, reply: Reply) -> None:
+        assert self.conn is not None
+        try:
+            self.conn.send(reply.to_bytes())
+        except (OSError, TlsError) as exc:
+            self.log.debug("sending final reply failed", extra={"err": str(exc)})
+        self._close()
+
+    def _on_socket_data(self, data: bytes) -> None:
+        assert self.conn is not None and self.smtp is not None
+        try:
+            plain, eof, handshake_done = self.conn.receive(data)
+        except TlsError as exc:
+            self.log.info("tls error", extra={"err": str(exc)})
+            self._close()
+            return
+        except OSError as exc:
+            self.log.info("write error", extra={"err": str(exc)})
+            self._close()
+            return
+        if handshake_done:
+            self.log.debug("tls established", extra={"tls": self.conn.tls_description()})
+            if self.settings.kind == "submissions":
+                self.smtp.greeting()
+            else:
+                self.smtp.tls_started()
+        if plain:
+            self.smtp.receive_data(plain)
+        if eof:
+            self.smtp.receive_data(b"")
+        self._pump()
+        if not eof and not self.closing:
+            if self.tx.waiting:
+                self.want_input_after_decision = True
+            else:
+                self.conn.want_more()
+
+    def _pump(self) -> None:
+        """Handle protocol events until it needs data or a pending decision."""
+        assert self.smtp is not None
+        while not self.closing:
+            event = self.smtp.next_event()
+            if event is smtp.NEED_DATA or event is smtp.PAUSED:
+                break
+            handler = self._handlers().get(type(event))
+            if handler is None:
+                raise TypeError(f"unhandled SMTP event {type(event).__name__}")
+            handler(event)
+        self._flush()
+
+    def _handlers(self) -> dict[type, Callable[[Any], None]]:
+        return {
+            smtp.Hello: self._on_hello,
+            smtp.MailFrom: self._on_mail_from,
+            smtp.RcptTo: self._on_rcpt_to,
+            smtp.Reset: self._on_reset,
+            smtp.StartTls: self._on_starttls,
+            smtp.AuthCredentialsNeeded: self._on_auth_credentials,
+            smtp.Authenticated: self._on_authenticated,
+            smtp.AuthenticationFailed: self._on_auth_failed,
+            smtp.DataStart: self._on_data_start,
+            smtp.MessageData: self._on_message_data,
+            smtp.MessageEnd: self._on_message_end,
+            smtp.MessageRejected: self._on_message_rejected,
+            smtp.Quit: self._on_quit,
+            smtp.ConnectionClosed: self._on_connection_closed,
+        }
+
+    def _flush(self) -> None:
+        assert self.smtp is not None and self.conn is not None
+        out = self.smtp.data_to_send()
+        if out:
+            try:
+                self.conn.send(out)
+            except (OSError, TlsError) as exc:
+                self.log.info("write failed", extra={"err": str(exc)})
+                self._close()
+
+    # --- events ---------------------------------------------------------------------
+
+    def _on_hello(self, event: smtp.Hello) -> None:
+        self.helo = event.domain
+
+    def _on_reset(self, event: smtp.Reset) -> None:
+        self._end_transaction()
+
+    def _on_mail_from(self, event: smtp.MailFrom) -> None:
+        assert self.smtp is not None
+        self._end_transaction()
+        sender = event.address
+        if self.localserve and sender:
+            localpart = sender.rsplit("@", 1)[0]
+            reply = localserve_reply(localpart, "mailfrom")
+            if reply is not None:
+                self.smtp.respond(reply)
+                return
+        if self._is_submission() and not self.localserve:
+            if not self._may_send_as(sender):
+                self.log.info("sender not allowed", extra={"account": self.account})
+                self.smtp.respond(
+                    Reply(550, "5.7.1", "not allowed to send as this address")
+                )
+                return
+        self.tx.mail_from = sender
+        self.smtp.respond(None)
+
+    def _may_send_as(self, sender: str) -> bool:
+        if self.account is None or not sender:
+            return False
+        found = self.services.config.domains.account_for_address(sender)
+        return found is not None and found[0].name == self.account
+
+    def _is_submission(self) -> bool:
+        return self.settings.kind in ("submission", "submissions")
+
+    def _on_rcpt_to(self, event: smtp.RcptTo) -> None:
+        assert self.smtp is not None
+        address = event.address
+        try:
+            parsed = parse_address(address, smtputf8=True)
+        except AddressError:
+            self.smtp.respond(Reply(501, "5.1.3", "bad recipient address syntax"))
+            return
+        data_reply: Reply | None = None
+        if self.localserve:
+            reply = localserve_reply(parsed.localpart, "rcptto")
+            if reply is not None:
+                self.smtp.respond(reply)
+                return
+            data_reply = localserve_reply(parsed.localpart, None)
+        domains = self.services.config.domains
+        found = domains.account_for_address(str(parsed))
+        if found is not None:
+            account, destination = found
+            recipient = Recipient(str(parsed), account.name, destination.mailbox, data_reply)
+        elif self.localserve:
+            # localserve delivers mail for any other recipient to its one account.
+            name = next(iter(domains.accounts))
+            recipient = Recipient(str(parsed), name, "Inbox", data_reply)
+        elif parsed.domain in domains.domains:
+            self.smtp.respond(Reply(550, "5.1.1", "no such user"))
+            return
+        else:
+            # Never an open relay (RFC 5321 3.6.1, RFC 2505): only our own domains.
+            self.smtp.respond(Reply(550, "5.7.1", "relaying denied: not a local domain"))
+            return
+        if self.services.store_for(recipient.account) is None:
+            self.smtp.respond(Reply(451, "4.3.0", "mailbox temporarily unavailable"))
+            return
+        self.tx.recipients.append(recipient)
+        self.smtp.respond(None)
+
+    def _on_starttls(self, event: smtp.StartTls) -> None:
+        assert self.conn is not None and self.smtp is not None and self.settings.tls
+        self._flush()  # the 220 goes out in plaintext
+        self.conn.start_tls(self.services.tls_contexts[self.settings.tls])
+
+    def _on_auth_credentials(self, event: smtp.AuthCredentialsNeeded) -> None:
+        assert self.smtp is not None
+        try:
+            allowed = self.services.limiter.ask(AuthAllowed(self.peer_ip), timeout=ASK_TIMEOUT)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            allowed = True  # the limiter restarts; do not lock everyone out meanwhile
+        if not allowed:
+            self.log.info("auth refused: too many failures", extra={"remote": self.peer_ip})
+            self.smtp.auth_refused(
+                Reply(454, "4.7.0", "too many authentication failures, try again later")
+            )
+            return
+        account = self._account_for_login(event.username)
+        creds: ScramCredentials | None = None
+        if account is not None:
+            store = self.services.store_for(account)
+            stored: PasswordCredentials | None = None
+            if store is not None:
+                try:
+                    stored = store.ask(GetPasswordCredentials(), timeout=ASK_TIMEOUT)
+                except (pykka.ActorDeadError, pykka.Timeout):
+                    self.smtp.auth_refused(Reply(454, "4.7.0", "temporary authentication failure"))
+                    return
+            if stored is not None:
+                creds = ScramCredentials(
+                    stored.salt, stored.iterations, stored.stored_key, stored.server_key
+                )
+        self.smtp.auth_credentials(creds, accept_any_password=self.localserve and account is not None)
+
+    def _account_for_login(self, username: str) -> str | None:
+        domains = self.services.config.domains
+        if username in domains.accounts:
+            return username
+        found = domains.account_for_address(username) if "@" in username else None
+        if found is not None:
+            return found[0].name
+        if self.localserve:
+            return next(iter(domains.accounts))
+        return None
+
+    def _on_authenticated(self, event: smtp.Authenticated) -> None:
+        self.account = self._account_for_login(event.username)
+        self.log.info("authenticated", extra={"account": self.account})
+        self.services.limiter.tell(AuthSucceeded(self.peer_ip))
+
+    def _on_auth_failed(self, event: smtp.AuthenticationFailed) -> None:
+        self.log.info("authentication failed", extra={"remote": self.peer_ip})
+        self.services.limiter.tell(AuthFailed(self.peer_ip))
+
+    def _on_data_start(self, event: smtp.DataStart) -> None:
+        assert self.conn is not None
+        self.tx.spool_failed = False
+        try:
+            self.tx.spool = create_spool_file(self.services.spool_dir, prefix="smtp-")
+            self.tx.spool.write(self._received_header())
+        except StorageFullError as exc:
+            self._spool_failed(exc)
+        except OSError as exc:
+            self._spool_failed(exc)
+
+    def _received_header(self) -> bytes:
+        assert self.conn is not None
+        tls = self.conn.tls_description()
+        proto = "ESMTP"
+        if tls:
+            proto += "S"
+        if self.account is not None:
+            proto += "A"
+        recipient = self.tx.recipients[0].address if len(self.tx.recipients) == 1 else None
+        return received_header(
+            helo=self.helo or "unknown",
+            remote_ip=self.peer_ip,
+            by_host=self.settings.hostname,
+            protocol=proto,
+            queue_id=secrets.token_hex(8),
+            recipient=recipient,
+            tls=tls,
+            when=datetime.now(UTC),
+        )
+
+    def _spool_failed(self, exc: OSError) -> None:
+        self.log.error("writing message failed", extra={"err": str(exc)})
+        self.tx.spool_failed = True
+        if self.tx.spool is not None:
+            self.tx.spool.discard()
+            self.tx.spool = None
+
+    def _on_message_data(self, event: smtp.MessageData) -> None:
+        if self.tx.spool is None:
+            return
+        try:
+            self.tx.spool.write(event.data)
+        except OSError as exc:
+            self._spool_failed(exc)
+
+    def _on_message_rejected(self, event: smtp.MessageRejected) -> None:
+        self.log.info("message rejected", extra={"code": event.reply.code})
+        self._discard_spool()
+
+    def _on_message_end(self, event: smtp.MessageEnd) -> None:
+        assert self.smtp is not None
+        tx = self.tx
+        if tx.spool_failed or tx.spool is None:
+            # RFC 5321 4.5.3.1.10 / RFC 3463: out of space is transient: 452 4.3.1.
+            self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
+            return
+        for rcpt in tx.recipients:
+            if rcpt.data_reply is not None:
+                self._discard_spool()
+                self.smtp.respond(rcpt.data_reply)
+                return
+        try:
+            tx.spool.finish()
+        except OSError as exc:
+            self._spool_failed(exc)
+            self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
+            return
+        now = datetime.now(UTC)
+        by_account: dict[str, list[Delivery]] = {}
+        for rcpt in tx.recipients:
+            by_account.setdefault(rcpt.account, []).append(
+                Delivery(mailbox=rcpt.mailbox, source=str(tx.spool.path), received=now)
+            )
+        for account, deliveries in by_account.items():
+            store = self.services.store_for(account)
+            request_id = next(self.request_ids)
+            if store is None:
+                continue
+            tx.waiting[request_id] = account
+            try:
+                store.tell(DeliverMessages(request_id, tuple(deliveries), self.actor_urn))
+            except pykka.ActorDeadError:
+                del tx.waiting[request_id]
+        if len(tx.waiting) != len(by_account):
+            self._abort_delivery(Reply(451, "4.3.0", "mailbox temporarily unavailable"))
+            return
+        self.log.debug("message queued for stores", extra={"size": event.size})
+
+    def _abort_delivery(self, reply: Reply) -> None:
+        assert self.smtp is not None
+        self.tx.waiting.clear()
+        self.tx.results.clear()
+        self._discard_spool()
+        self.smtp.respond(reply)
+
+    def _on_delivery_result(self, result: DeliveryResult) -> None:
+        tx = self.tx
+        if result.request_id not in tx.waiting:
+            self.log.debug("late delivery result", extra={"request": result.request_id})
+            return
+        del tx.waiting[result.request_id]
+        tx.results.append(result)
+        if tx.waiting:
+            return
+        results, tx.results = tx.results, []
+        failed = [r for r in results if any(e is not None for e in r.errors)]
+        assert self.smtp is not None and self.conn is not None
+        if failed:
+            # Some stores may have committed; the client retries the whole message,
+            # which may duplicate it for those recipients (RFC 5321 6.1 prefers
+            # duplicates to loss).
+            if any(r.storage_full for r in failed):
+                reply = Reply(452, "4.3.1", "insufficient system storage")
+            else:
+                reply = Reply(451, "4.3.0", "local error in processing")
+            self.log.error("delivery failed", extra={"errors": str([r.errors for r in failed])})
+        else:
+            uids = ",".join(
+                f"{r.account}/{d.mailbox}/{d.uid}" for r in results for d in r.delivered if d
+            )
+            self.log.info("message delivered", extra={"to": uids})
+            reply = Reply(250, "2.0.0", "message accepted and stored")
+        self._discard_spool()
+        self.smtp.respond(reply)
+        self._pump()
+        if self.want_input_after_decision and not self.closing:
+            self.want_input_after_decision = False
+            self.conn.want_more()
+
+    def _on_quit(self, event: smtp.Quit) -> None:
+        self._flush()
+        self._close()
+
+    def _on_connection_closed(self, event: smtp.ConnectionClosed) -> None:
+        self.log.debug("connection closing", extra={"reason": event.reason})
+        self._flush()
+        self._close()
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _discard_spool(self) -> None:
+        if self.tx.spool is not None:
+            self.tx.spool.discard()  # close first, then remove (Windows semantics)
+            self.tx.spool = None
+
+    def _end_transaction(self) -> None:
+        self._discard_spool()
+        self.tx = Transaction()

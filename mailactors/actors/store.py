@@ -1,0 +1,165 @@
+"""StoreActor: the only writer of one account's database.
+
+Deliveries that are waiting in the inbox together are committed in one transaction
+(group commit): one directory fsync and one WAL fsync for the whole batch, then every
+asking session is told its DeliveryResult and every subscriber the Changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from mailactors.actors.messages import (
+    Changes,
+    DeliveredMessage,
+    DeliverMessages,
+    DeliveryResult,
+    GetPasswordCredentials,
+    PasswordCredentials,
+    Ping,
+    SetPasswordCredentials,
+    Subscribe,
+    Unsubscribe,
+)
+from mailactors.actors.tell import tell_urn
+from mailactors.storage.account import AccountStore, DeliveryRequest
+from mailactors.storage.changes import Change
+from mailactors.storage.files import StorageFullError
+
+# A batch is committed at the latest after this many deliveries, so one busy
+# inbox cannot delay its first senders without bound.
+MAX_BATCH_DELIVERIES = 256
+
+
+class StoreActor(pykka.ThreadingActor):
+    """Owns the write connection of data/accounts/<account>/index.db."""
+
+    def __init__(self, account: str, directory: Path, log: logging.Logger) -> None:
+        super().__init__()
+        self.account = account
+        self.directory = directory
+        self.log = log
+        self.store: AccountStore | None = None
+        self.pending: list[DeliverMessages] = []
+        self.subscribers: set[str] = set()
+
+    def on_start(self) -> None:
+        self.store = AccountStore(self.directory, self.log)
+        self.store.init()
+        self.store.ensure_default_mailboxes()
+        self.log.debug("store started", extra={"account": self.account})
+
+    def on_stop(self) -> None:
+        self._close()
+
+    def on_failure(self, *args: Any) -> None:
+        self.log.error("store failed", extra={"account": self.account})
+        self._close()
+
+    def _close(self) -> None:
+        if self.pending:
+            self._flush()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, DeliverMessages):
+            self.pending.append(message)
+            queued = sum(len(m.deliveries) for m in self.pending)
+            if self.actor_inbox.empty() or queued >= MAX_BATCH_DELIVERIES:
+                self._flush()
+            return None
+        # Any other message first commits what is pending, keeping the order in which
+        # sessions asked.
+        if self.pending:
+            self._flush()
+        assert self.store is not None
+        if isinstance(message, GetPasswordCredentials):
+            creds = self.store.password_credentials()
+            if creds is None:
+                return None
+            salt, iterations, stored_key, server_key = creds
+            return PasswordCredentials(salt, iterations, stored_key, server_key)
+        if isinstance(message, SetPasswordCredentials):
+            c = message.credentials
+            self.store.set_password_credentials(c.salt, c.iterations, c.stored_key, c.server_key)
+            return True
+        if isinstance(message, Subscribe):
+            self.subscribers.add(message.subscriber)
+            return True
+        if isinstance(message, Unsubscribe):
+            self.subscribers.discard(message.subscriber)
+            return True
+        if isinstance(message, Ping):
+            return True
+        raise TypeError(f"StoreActor: unexpected message {type(message).__name__}")
+
+    def _flush(self) -> None:
+        """Commit every pending delivery in one transaction and answer the askers."""
+        batch, self.pending = self.pending, []
+        assert self.store is not None
+        requests: list[DeliveryRequest] = []
+        for msg in batch:
+            for d in msg.deliveries:
+                requests.append(
+                    DeliveryRequest(
+                        mailbox=d.mailbox, source=Path(d.source), received=d.received, flags=d.flags
+                    )
+                )
+        storage_full = False
+        error = ""
+        try:
+            outcomes = self.store.deliver_many(requests)
+        except StorageFullError as exc:
+            self.log.error("delivery batch failed: storage full", extra={"err": str(exc)})
+            outcomes = None
+            storage_full = True
+            error = "storage full"
+        except Exception as exc:
+            self.log.exception("delivery batch failed", extra={"account": self.account})
+            outcomes = None
+            error = str(exc)
+        changes: list[Change] = []
+        i = 0
+        for msg in batch:
+            delivered: list[DeliveredMessage | None] = []
+            errors: list[str | None] = []
+            for d in msg.deliveries:
+                if outcomes is None:
+                    delivered.append(None)
+                    errors.append(error)
+                else:
+                    out = outcomes[i]
+                    if out.message is not None and out.error is None:
+                        delivered.append(DeliveredMessage(d.mailbox, out.message.uid, out.message.modseq))
+                        errors.append(None)
+                        changes.extend(out.changes)
+                    else:
+                        delivered.append(None)
+                        errors.append(out.error or "delivery failed")
+                        storage_full = storage_full or "storage full" in (out.error or "")
+                i += 1
+            result = DeliveryResult(
+                request_id=msg.request_id,
+                account=self.account,
+                delivered=tuple(delivered),
+                errors=tuple(errors),
+                storage_full=storage_full,
+            )
+            tell_urn(msg.reply_to, result, self.log)
+        if len(batch) > 1:
+            self.log.debug("group commit", extra={"requests": len(batch), "messages": len(requests)})
+        self._publish(changes)
+
+    def _publish(self, changes: list[Change]) -> None:
+        if not changes or not self.subscribers:
+            return
+        event = Changes(self.account, tuple(changes))
+        for urn in list(self.subscribers):
+            if not tell_urn(urn, event, self.log):
+                self.subscribers.discard(urn)

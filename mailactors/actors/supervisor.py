@@ -1,0 +1,344 @@
+"""Supervisor: starts the actor tree in order, restarts what dies, stops it in order.
+
+Start order: auth limiter, one StoreActor per account, then the listeners (so no
+connection is accepted before its stores run). Each start is confirmed with a Ping
+ask, because a failing on_start does not reach on_failure. A timer tells the
+supervisor CheckChildren every second; a dead limiter or store is restarted with
+exponential backoff and the listeners get the new wiring. Stop order: listeners
+(sockets closed, sessions told 421/BYE), then limiter, then stores (checkpoint and
+close).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pykka
+
+from mailactors.actors.limiter import AuthLimiterActor
+from mailactors.actors.listener import ListenerActor, SessionFactory, StopSessions, UpdateServices
+from mailactors.actors.messages import CheckChildren, Ping
+from mailactors.actors.services import Services
+from mailactors.actors.session import SmtpListenerSettings, SmtpSessionActor
+from mailactors.actors.store import StoreActor
+from mailactors.actors.tls import server_tls_context
+from mailactors.conf import Config
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+CHECK_INTERVAL = 1.0
+RESTART_BACKOFF_MIN = 0.5
+RESTART_BACKOFF_MAX = 30.0
+# An actor that stayed up this long gets its backoff reset.
+RESTART_BACKOFF_RESET = 60.0
+
+SMTP_KINDS = ("smtp", "submission", "submissions")
+
+
+@dataclass(frozen=True, slots=True)
+class BoundService:
+    """Where a service ended up listening (ports may be 0 in tests)."""
+
+    listener: str
+    service: str
+    ip: str
+    port: int
+
+
+@dataclass(slots=True)
+class Child:
+    name: str
+    start: Callable[[], pykka.ActorRef[Any]]
+    ref: pykka.ActorRef[Any] | None = None
+    started_at: float = 0.0
+    backoff: float = RESTART_BACKOFF_MIN
+    restart_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StartTree:
+    """Asked once after start: bind, start everything; answers the bound services."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopTree:
+    """Asked to stop everything in order; answers when done."""
+
+
+@dataclass
+class _State:
+    children: dict[str, Child] = field(default_factory=dict)
+    listeners: list[pykka.ActorRef[Any]] = field(default_factory=list)
+
+
+def bind_socket(ip: str, port: int) -> socket.socket:
+    """A listening TCP socket; SO_REUSEADDR on POSIX only (on Windows it allows stealing)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if hasattr(socket, "SO_REUSEADDR") and socket.SO_REUSEADDR and not _windows():
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((ip, port))
+        sock.listen(256)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _windows() -> bool:
+    import os
+
+    return os.name == "nt"
+
+
+class Supervisor(pykka.ThreadingActor):
+    def __init__(self, config: Config, log: logging.Logger) -> None:
+        super().__init__()
+        self.config = config
+        self.log = log
+        self.state = _State()
+        self.services: Services | None = None
+        self.bound: list[BoundService] = []
+        self._timer_stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self._stopping = False
+
+    # --- starting -------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, StartTree):
+            return self._start_tree()
+        if isinstance(message, StopTree):
+            self._stop_tree()
+            return True
+        if isinstance(message, CheckChildren):
+            self._check_children()
+            return None
+        if isinstance(message, Ping):
+            return True
+        raise TypeError(f"Supervisor: unexpected message {type(message).__name__}")
+
+    def _start_child(self, child: Child) -> None:
+        ref = child.start()
+        try:
+            ref.ask(Ping(), timeout=START_TIMEOUT)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            ref.stop(block=False)
+            raise RuntimeError(f"{child.name} failed to start") from None
+        child.ref = ref
+        child.started_at = time.monotonic()
+
+    def _start_tree(self) -> list[BoundService]:
+        static = self.config.static
+        data_dir = static.data_dir
+        spool_dir = data_dir / "tmp"
+        accounts_dir = data_dir / "accounts"
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        accounts_dir.mkdir(parents=True, exist_ok=True)
+        store_log = logging.getLogger("mailactors.store")
+
+        limiter = Child("limiter", lambda: AuthLimiterActor.start())
+        self.state.children["limiter"] = limiter
+        self._start_child(limiter)
+        for name in self.config.domains.accounts:
+            directory = accounts_dir / name
+
+            def start_store(name: str = name, directory: Any = directory) -> pykka.ActorRef[Any]:
+                return StoreActor.start(name, directory, store_log)
+
+            child = Child(f"store:{name}", start_store)
+            self.state.children[child.name] = child
+            self._start_child(child)
+
+        tls_contexts: dict[str, ssl.SSLContext] = {}
+        for name, kc in static.tls_key_certs.items():
+            tls_contexts[name] = server_tls_context(kc.cert_file, kc.key_file)
+        self.services = Services(
+            config=self.config,
+            stores=self._store_refs(),
+            limiter=self._ref("limiter"),
+            tls_contexts=tls_contexts,
+            spool_dir=spool_dir,
+            accounts_dir=accounts_dir,
+            log=self.log,
+        )
+        self._start_listeners()
+        self._timer = threading.Thread(target=self._tick, name="supervisor-timer", daemon=True)
+        self._timer.start()
+        return list(self.bound)
+
+    def _store_refs(self) -> dict[str, pykka.ActorRef[Any]]:
+        out = {}
+        for name, child in self.state.children.items():
+            if name.startswith("store:") and child.ref is not None:
+                out[name.removeprefix("store:")] = child.ref
+        return out
+
+    def _ref(self, name: str) -> pykka.ActorRef[Any]:
+        ref = self.state.children[name].ref
+        assert ref is not None
+        return ref
+
+    def _start_listeners(self) -> None:
+        assert self.services is not None
+        session_log = logging.getLogger("mailactors.smtpserver")
+        listener_log = logging.getLogger("mailactors.listener")
+        for lname, listener in self.config.static.listeners.items():
+            hostname = listener.hostname or self.config.static.hostname
+            for kind in SMTP_KINDS:
+                service = getattr(listener, kind)
+                if service is None:
+                    continue
+                settings = SmtpListenerSettings(
+                    kind=kind,
+                    hostname=hostname,
+                    tls=listener.tls,
+                    max_message_size=service.max_message_size,
+                    max_recipients=service.max_recipients,
+                )
+                factory = _smtp_factory(settings, session_log)
+                for ip in listener.ips:
+                    sock = bind_socket(ip, service.port)
+                    port = sock.getsockname()[1]
+                    ref = ListenerActor.start(
+                        f"{lname}/{kind}/{ip}", sock, factory, self.services, listener_log
+                    )
+                    ref.ask(Ping(), timeout=START_TIMEOUT)
+                    self.state.listeners.append(ref)
+                    self.bound.append(BoundService(lname, kind, ip, port))
+            for other in ("imap", "imaps", "http", "https"):
+                if getattr(listener, other, None) is not None:
+                    self.log.info(
+                        "service configured but not served by this version",
+                        extra={"listener": lname, "service": other},
+                    )
+
+    # --- supervision ----------------------------------------------------------------
+
+    def _tick(self) -> None:
+        while not self._timer_stop.wait(CHECK_INTERVAL):
+            try:
+                self.actor_ref.tell(CheckChildren())
+            except pykka.ActorDeadError:
+                return
+
+    def _check_children(self) -> None:
+        if self._stopping or self.services is None:
+            return
+        now = time.monotonic()
+        changed = False
+        for child in self.state.children.values():
+            if child.ref is not None and child.ref.is_alive():
+                if now - child.started_at > RESTART_BACKOFF_RESET:
+                    child.backoff = RESTART_BACKOFF_MIN
+                continue
+            if child.ref is not None:
+                self.log.error("actor died, restarting", extra={"actor": child.name, "in": child.backoff})
+                child.ref = None
+                child.restart_at = now + child.backoff
+                child.backoff = min(child.backoff * 2, RESTART_BACKOFF_MAX)
+                continue
+            if now < child.restart_at:
+                continue
+            try:
+                self._start_child(child)
+                changed = True
+                self.log.info("actor restarted", extra={"actor": child.name})
+            except Exception as exc:
+                self.log.error("restart failed", extra={"actor": child.name, "err": str(exc)})
+                child.restart_at = now + child.backoff
+                child.backoff = min(child.backoff * 2, RESTART_BACKOFF_MAX)
+        if changed:
+            self.services = replace(
+                self.services, stores=self._store_refs(), limiter=self._ref("limiter")
+            )
+            for ref in self.state.listeners:
+                ref.tell(UpdateServices(self.services))
+
+    # --- stopping -------------------------------------------------------------------
+
+    def _stop_tree(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self._timer_stop.set()
+        for ref in self.state.listeners:
+            try:
+                ref.ask(StopSessions(timeout=STOP_TIMEOUT), timeout=STOP_TIMEOUT + 5)
+                ref.stop(block=True, timeout=STOP_TIMEOUT)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                self.log.error("listener did not stop cleanly")
+        self.state.listeners.clear()
+        # Stores last: they checkpoint and close their databases in on_stop.
+        order = ["limiter"] + [n for n in self.state.children if n.startswith("store:")]
+        for name in order:
+            child = self.state.children.get(name)
+            if child is None or child.ref is None:
+                continue
+            try:
+                child.ref.stop(block=True, timeout=STOP_TIMEOUT)
+            except pykka.Timeout:
+                self.log.error("actor did not stop in time", extra={"actor": name})
+            child.ref = None
+        if self._timer is not None:
+            self._timer.join(timeout=2 * CHECK_INTERVAL)
+
+    def on_stop(self) -> None:
+        self._stop_tree()
+
+    def on_failure(self, *args: Any) -> None:
+        self.log.error("supervisor failed; stopping the tree")
+        self._stop_tree()
+
+
+def _smtp_factory(settings: SmtpListenerSettings, log: logging.Logger) -> SessionFactory:
+    def start(
+        sock: socket.socket, peer_ip: str, cid: str, services: Services, listener_urn: str
+    ) -> pykka.ActorRef[Any]:
+        return SmtpSessionActor.start(sock, peer_ip, cid, settings, services, listener_urn, log)
+
+    return start
+
+
+class RunningServer:
+    """A started actor tree: the bound addresses and an ordered stop."""
+
+    def __init__(self, supervisor: pykka.ActorRef[Any], bound: list[BoundService]) -> None:
+        self.supervisor = supervisor
+        self.bound = bound
+
+    def port(self, service: str, listener: str | None = None) -> int:
+        for b in self.bound:
+            if b.service == service and (listener is None or b.listener == listener):
+                return b.port
+        raise KeyError(service)
+
+    def stop(self) -> None:
+        if self.supervisor.is_alive():
+            self.supervisor.ask(StopTree(), timeout=STOP_TIMEOUT * 4)
+            self.supervisor.stop(block=True, timeout=STOP_TIMEOUT)
+
+
+def start_server(config: Config, log: logging.Logger | None = None) -> RunningServer:
+    """Start the whole actor tree in this process; raise if any part fails to start."""
+    log = log or logging.getLogger("mailactors.supervisor")
+    ref = Supervisor.start(config, log)
+    try:
+        bound: list[BoundService] = ref.ask(StartTree(), timeout=START_TIMEOUT * 4)
+    except BaseException:
+        try:
+            ref.ask(StopTree(), timeout=STOP_TIMEOUT * 4)
+        finally:
+            ref.stop(block=True, timeout=STOP_TIMEOUT)
+        raise
+    return RunningServer(ref, bound)
