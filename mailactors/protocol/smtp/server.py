@@ -107,8 +107,10 @@ MIN_COMMAND_LINE = 512
 # Our command line limit: 512 plus room for ESMTP parameters (RFC 5321 4.5.3.1.4 allows
 # extensions to raise it; RFC 1869 section 4.1.2 grew it for parameters).
 MAX_COMMAND_LINE = 4096
-# RFC 4954 section 4: "the AUTH command ... maximum line length ... 12288 octets" for
-# the AUTH command with initial response and for SASL responses.
+# RFC 4954 section 4: "(At the time of writing of this document, 12288 octets is
+# considered to be a sufficient line length limit for handling of deployed
+# authentication mechanisms.)" This applies to SASL responses after a 334 challenge;
+# the AUTH command line itself stays under the command line limit.
 MAX_AUTH_LINE = 12288
 # RFC 5321 4.5.3.1.8: "The minimum total number of recipients that MUST be buffered is
 # 100 recipients."
@@ -225,6 +227,7 @@ _TOO_LONG = _TooLong()
 
 _OK = Reply(250, "2.0.0", "OK")
 _REPLY_TOO_LONG = Reply(500, "5.5.2", "line too long")
+_REPLY_AUTH_LINE_TOO_LONG = Reply(500, "5.5.6", "authentication exchange line too long")
 _REPLY_UNKNOWN = Reply(500, "5.5.1", "command not recognized")
 _REPLY_BAD_LINE = Reply(500, "5.5.2", "invalid characters in command line")
 _REPLY_AUTH_REQUIRED = Reply(530, "5.7.0", "authentication required")
@@ -501,7 +504,8 @@ class SmtpServer:
     # Command lines
 
     def _take_line(self) -> bytes | _TooLong | None:
-        limit = MAX_AUTH_LINE
+        # Limits include the CRLF (RFC 5321 4.5.3.1.4).
+        limit = (MAX_AUTH_LINE if self._state is _State.AUTH else self._settings.max_line) - 2
         buf = self._buf
         if self._discarding_line:
             idx = buf.find(b"\r\n", self._scan_from)
@@ -515,7 +519,7 @@ class SmtpServer:
             self._discarding_line = False
         idx = buf.find(b"\r\n", self._scan_from)
         if idx < 0:
-            if len(buf) > limit:
+            if len(buf) - buf.endswith(b"\r") > limit:
                 # Over-long line: answer now and drop everything up to its CRLF.
                 self._discarding_line = True
                 keep = 1 if buf.endswith(b"\r") else 0
@@ -536,7 +540,14 @@ class SmtpServer:
         if raw is None:
             return False
         if isinstance(raw, _TooLong):
-            self._error(_REPLY_TOO_LONG)
+            if self._state is _State.AUTH:
+                # RFC 4954 section 4: "the server fails the AUTH command with the 500
+                # reply. Servers using the enhanced status codes extension ... SHOULD
+                # return an enhanced status code of 5.5.6".
+                self._end_auth()
+                self._error(_REPLY_AUTH_LINE_TOO_LONG)
+            else:
+                self._error(_REPLY_TOO_LONG)
             return True
         try:
             if self._state is _State.AUTH:
@@ -556,9 +567,6 @@ class SmtpServer:
         except UnicodeDecodeError:
             raise RemoteProtocolError(_REPLY_BAD_LINE) from None
         verb, args = split_command(line)
-        if len(raw) + 2 > self._settings.max_line and verb != "AUTH":
-            # RFC 5321 4.5.3.1.4 (limit raised for ESMTP); only AUTH gets the RFC 4954 limit.
-            raise RemoteProtocolError(_REPLY_TOO_LONG)
         if verb not in _KNOWN:
             raise RemoteProtocolError(_REPLY_UNKNOWN)
         if verb not in _ALLOWED[self._state]:
