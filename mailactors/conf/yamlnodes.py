@@ -51,6 +51,10 @@ def _kind(node: Node) -> str:
     return tag
 
 
+def _char(character: object) -> str:
+    return chr(character) if isinstance(character, int) else str(character)
+
+
 def _is_null(node: Node) -> bool:
     return isinstance(node, ScalarNode) and node.tag == _TAG_PREFIX + "null"
 
@@ -92,7 +96,7 @@ class NodeReader:
             self.error(line, "", "invalid YAML: " + (", ".join(parts) or "syntax error"))
         except yaml.reader.ReaderError as exc:
             line = text[: exc.position].count("\n") + 1
-            self.error(line, "", f"invalid YAML: character {exc.character!r} is not allowed")
+            self.error(line, "", f"invalid YAML: character {_char(exc.character)!r} is not allowed")
         except yaml.YAMLError as exc:
             self.error(1, "", f"invalid YAML: {exc}")
         except RecursionError:
@@ -145,7 +149,7 @@ class NodeReader:
             result[name] = item
         for name in required:
             if name not in result:
-                self.error(field.line, join_key(field.key, name), "missing required key")
+                self.error(field.key_line, join_key(field.key, name), "missing required key")
         return result
 
     def entries(self, field: Field) -> list[tuple[str, Field]]:
