@@ -62,9 +62,11 @@ _SECRET_KEYS = frozenset({"password", "pass", "secret", "token", "auth"})
 _REDACTED = "***"
 
 # Attributes every LogRecord has; anything else came in through ``extra``.
-_STANDARD_ATTRS = frozenset(
-    logging.LogRecord("", logging.INFO, "", 0, "", (), None).__dict__
-) | {"message", "asctime", "taskName"}
+_STANDARD_ATTRS = frozenset(logging.LogRecord("", logging.INFO, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 

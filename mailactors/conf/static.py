@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# A package below "mailactors", whose logger is "mailactors.<pkg>".
+_PACKAGE_NAME = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)*")
 
 # RFC 5321 4.5.3.1.7: "The maximum total length of a message content (including
 # any message header section as well as the message body) MUST BE at least 64K octets."
@@ -394,6 +398,11 @@ def parse_static(
     package_log_levels: dict[str, str] = {}
     if "package_log_levels" in fields:
         for pkg, item in reader.entries(fields["package_log_levels"]):
+            if not _PACKAGE_NAME.fullmatch(pkg):
+                reader.error(
+                    item.key_line, item.key, "package names are like smtpserver or protocol.smtp"
+                )
+                continue
             level = _level(reader, item)
             if level is not None:
                 package_log_levels[pkg] = level

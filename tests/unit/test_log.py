@@ -100,8 +100,18 @@ def test_format_message_args() -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["password", "pass", "secret", "token", "auth", "Password", "AUTH", "auth_payload", "api-token",
-     "smtp.pass"],
+    [
+        "password",
+        "pass",
+        "secret",
+        "token",
+        "auth",
+        "Password",
+        "AUTH",
+        "auth_payload",
+        "api-token",
+        "smtp.pass",
+    ],
 )
 def test_format_redacts_secrets(key: str) -> None:
     line = fmt(make_record("login", extra={"user": "bob", key: "hunter2"}))
@@ -123,8 +133,9 @@ def test_format_exception_err_and_traceback() -> None:
     try:
         raise ValueError("bad thing")
     except ValueError:
-        record = make_record("session failed", level=logging.ERROR, extra={"cid": "7"},
-                             exc_info=sys.exc_info())
+        record = make_record(
+            "session failed", level=logging.ERROR, extra={"cid": "7"}, exc_info=sys.exc_info()
+        )
     out = fmt(record)
     first, *rest = out.split("\n")
     assert first.endswith('m="session failed" cid=7 err="ValueError: bad thing"')
@@ -139,9 +150,14 @@ def test_format_time_is_utc_with_ms() -> None:
     assert fmt(record).startswith("t=1970-01-01T00:00:00.500Z ")
 
 
-@given(st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
-                       st.one_of(st.text(), st.binary(), st.integers(), st.none()), max_size=5),
-       st.text())
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
+        st.one_of(st.text(), st.binary(), st.integers(), st.none()),
+        max_size=5,
+    ),
+    st.text(),
+)
 def test_format_always_one_line(extra: dict[str, object], msg: str) -> None:
     extra = {k: v for k, v in extra.items() if k not in log._STANDARD_ATTRS}
     line = fmt(make_record(msg, extra=extra))
@@ -154,17 +170,25 @@ def test_format_always_one_line(extra: dict[str, object], msg: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "level"),
-    [("trace", log.TRACE), ("debug", logging.DEBUG), ("info", logging.INFO),
-     ("warn", logging.WARNING), ("warning", logging.WARNING), ("error", logging.ERROR),
-     ("INFO", logging.INFO)],
+    [
+        ("trace", log.TRACE),
+        ("debug", logging.DEBUG),
+        ("info", logging.INFO),
+        ("warn", logging.WARNING),
+        ("warning", logging.WARNING),
+        ("error", logging.ERROR),
+        ("INFO", logging.INFO),
+    ],
 )
 def test_parse_level(name: str, level: int) -> None:
     assert log.parse_level(name) == level
 
 
 def test_parse_level_unknown_names_valid_levels() -> None:
-    with pytest.raises(ValueError, match="unknown log level 'loud', valid levels: trace, debug, "
-                                         "info, warn, warning, error"):
+    with pytest.raises(
+        ValueError,
+        match="unknown log level 'loud', valid levels: trace, debug, info, warn, warning, error",
+    ):
         log.parse_level("loud")
 
 

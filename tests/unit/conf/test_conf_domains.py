@@ -134,7 +134,9 @@ def test_localserve_catch_all(tmp_path: Path) -> None:
 
 def test_accounts_optional(tmp_path: Path) -> None:
     errors = errors_of(tmp_path, "domains: {}\n")
-    assert errors == ["D/mailactors.conf:3: postmaster.account: account 'alice' not found in D/domains.conf"]
+    assert errors == [
+        "D/mailactors.conf:3: postmaster.account: account 'alice' not found in D/domains.conf"
+    ]
 
 
 BASE = "domains:\n  example.com: {}\n  example.org: {}\naccounts:\n"
@@ -156,7 +158,9 @@ BASE = "domains:\n  example.com: {}\n  example.org: {}\naccounts:\n"
         ),
         (
             BASE + "  alice: {domain: example.com, fullname: A}\n",
-            ["D/domains.conf:5: accounts.alice.fullname: unknown key (known keys: domain, full_name, destinations)"],
+            [
+                "D/domains.conf:5: accounts.alice.fullname: unknown key (known keys: domain, full_name, destinations)"
+            ],
         ),
         (
             "domains:\n  example..com: {}\n" + "accounts:\n  alice: {domain: example.com}\n",
@@ -173,7 +177,9 @@ BASE = "domains:\n  example.com: {}\n  example.org: {}\naccounts:\n"
         ),
         (
             "domains:\n  example.com: {}\n  EXAMPLE.com: {}\naccounts:\n  alice: {domain: example.com}\n",
-            ["D/domains.conf:3: domains.EXAMPLE.com: domain example.com is already configured at line 2"],
+            [
+                "D/domains.conf:3: domains.EXAMPLE.com: domain example.com is already configured at line 2"
+            ],
         ),
         (
             "domains:\n  example.com: {description: 5}\naccounts:\n  alice: {domain: example.com}\n",
@@ -193,7 +199,9 @@ BASE = "domains:\n  example.com: {}\n  example.org: {}\naccounts:\n"
         ),
         (
             BASE + "  alice: {domain: example.net}\n",
-            ["D/domains.conf:5: accounts.alice.domain: domain example.net is not configured under domains"],
+            [
+                "D/domains.conf:5: accounts.alice.domain: domain example.net is not configured under domains"
+            ],
         ),
         (
             BASE + "  alice: {domain: example.com}\n  ../evil: {domain: example.com}\n",
@@ -224,7 +232,9 @@ BASE = "domains:\n  example.com: {}\n  example.org: {}\naccounts:\n"
         ),
         (
             BASE + "  alice: {domain: example.com}\n  Alice: {domain: example.org}\n",
-            ["D/domains.conf:6: accounts.Alice: account name differs only in case from account 'alice' at line 5"],
+            [
+                "D/domains.conf:6: accounts.Alice: account name differs only in case from account 'alice' at line 5"
+            ],
         ),
         (
             BASE + "  alice: {domain: example.com}\n  a..b: {domain: example.com}\n",
@@ -234,7 +244,8 @@ BASE = "domains:\n  example.com: {}\n  example.org: {}\naccounts:\n"
             ],
         ),
         (
-            BASE + "  alice:\n    domain: example.com\n    destinations:\n      alice@example.net: {}\n",
+            BASE
+            + "  alice:\n    domain: example.com\n    destinations:\n      alice@example.net: {}\n",
             [
                 "D/domains.conf:8: accounts.alice.destinations.alice@example.net: domain example.net "
                 "is not configured under domains"
@@ -248,7 +259,8 @@ BASE = "domains:\n  example.com: {}\n  example.org: {}\naccounts:\n"
             ],
         ),
         (
-            BASE + "  alice:\n    domain: example.com\n    destinations:\n      'a b@example.com': {}\n",
+            BASE
+            + "  alice:\n    domain: example.com\n    destinations:\n      'a b@example.com': {}\n",
             [
                 "D/domains.conf:8: accounts.alice.destinations.a b@example.com: localpart 'a b' "
                 "has a character not allowed: ' '"
@@ -257,7 +269,9 @@ BASE = "domains:\n  example.com: {}\n  example.org: {}\naccounts:\n"
         (
             BASE + "  alice:\n    domain: example.com\n    destinations:\n"
             "      alice@example.com: {mailbox: ''}\n",
-            ["D/domains.conf:8: accounts.alice.destinations.alice@example.com.mailbox: must not be empty"],
+            [
+                "D/domains.conf:8: accounts.alice.destinations.alice@example.com.mailbox: must not be empty"
+            ],
         ),
         (
             BASE + "  alice:\n    domain: example.com\n    destinations:\n"

@@ -39,8 +39,12 @@ def test_localserve_round_trip(tmp_path: Path, ip: str) -> None:
     assert static.localserve is True
     assert static.data_dir == (tmp_path / "data").resolve()
     assert (static.postmaster.account, static.postmaster.mailbox) == ("mailactors", "Postmaster")
-    assert static.tls_key_certs["localserve"].cert_file == (tmp_path / "localserve-cert.pem").resolve()
-    assert static.tls_key_certs["localserve"].key_file == (tmp_path / "localserve-key.pem").resolve()
+    assert (
+        static.tls_key_certs["localserve"].cert_file == (tmp_path / "localserve-cert.pem").resolve()
+    )
+    assert (
+        static.tls_key_certs["localserve"].key_file == (tmp_path / "localserve-key.pem").resolve()
+    )
     (listener,) = static.listeners.values()
     assert listener.name == "local"
     assert listener.ips == (ip,)
@@ -60,7 +64,9 @@ def test_localserve_round_trip(tmp_path: Path, ip: str) -> None:
     assert found is not None and found[0] is account
     # The certificate and key written next to the config work for a TLS server.
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(static.tls_key_certs["localserve"].cert_file, static.tls_key_certs["localserve"].key_file)
+    context.load_cert_chain(
+        static.tls_key_certs["localserve"].cert_file, static.tls_key_certs["localserve"].key_file
+    )
 
 
 def test_localserve_data_dir_and_quoting(tmp_path: Path) -> None:
@@ -75,7 +81,9 @@ def test_localserve_invalid_ip() -> None:
 
 @pytest.mark.parametrize("name", ["mailactors.conf", "domains.conf"])
 def test_localserve_every_key_has_a_comment(name: str) -> None:
-    lines = [line for line in localserve_config_texts(ip="127.0.0.1")[name].splitlines() if line.strip()]
+    lines = [
+        line for line in localserve_config_texts(ip="127.0.0.1")[name].splitlines() if line.strip()
+    ]
     for previous, line in zip(lines, lines[1:], strict=False):
         if not line.lstrip().startswith("#"):
             assert previous.lstrip().startswith("#"), f"no comment above {line!r}"
@@ -107,7 +115,9 @@ def test_self_signed_certificate() -> None:
 
 
 def test_self_signed_certificate_default_days_and_naive_now() -> None:
-    cert_pem, _ = self_signed_certificate(hostnames=[], ips=["127.0.0.1"], now=NOW.replace(tzinfo=None))
+    cert_pem, _ = self_signed_certificate(
+        hostnames=[], ips=["127.0.0.1"], now=NOW.replace(tzinfo=None)
+    )
     cert = x509.load_pem_x509_certificate(cert_pem)
     assert cert.not_valid_before_utc == NOW
     assert cert.not_valid_after_utc == NOW + datetime.timedelta(days=3650)

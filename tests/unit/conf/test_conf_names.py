@@ -65,7 +65,9 @@ def test_normalize_domain_is_idempotent(text: str) -> None:
     assert names.normalize_domain(names.domain_to_ascii(normalized)) == normalized
 
 
-@pytest.mark.parametrize("localpart", ["alice", "a.b", "a+tag", "o'hara", "x_y-z", "ünïcode", "!#$%&*"])
+@pytest.mark.parametrize(
+    "localpart", ["alice", "a.b", "a+tag", "o'hara", "x_y-z", "ünïcode", "!#$%&*"]
+)
 def test_validate_localpart(localpart: str) -> None:
     assert names.validate_localpart(localpart) == localpart
 
@@ -96,7 +98,8 @@ def test_validate_account_name(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", ".", "..", ".hidden", "trailing.", "a/b", "a\\b", "a b", "ü", "CON", "aux.x", "Lpt9"]
+    "name",
+    ["", ".", "..", ".hidden", "trailing.", "a/b", "a\\b", "a b", "ü", "CON", "aux.x", "Lpt9"],
 )
 def test_validate_account_name_invalid(name: str) -> None:
     with pytest.raises(ValueError):
@@ -133,8 +136,21 @@ def test_normalize_nameserver(text: str, normalized: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "dns.example", "192.0.2.1:", "192.0.2.1:65536", "192.0.2.1:0", "192.0.2.1:x", "[::1]",
-     "[::1]:", "[192.0.2.1]:53", "[::1]:53:1", "::1:53x", "192.0.2.1:+53", "192.0.2.1:٥٣"],
+    [
+        "",
+        "dns.example",
+        "192.0.2.1:",
+        "192.0.2.1:65536",
+        "192.0.2.1:0",
+        "192.0.2.1:x",
+        "[::1]",
+        "[::1]:",
+        "[192.0.2.1]:53",
+        "[::1]:53:1",
+        "::1:53x",
+        "192.0.2.1:+53",
+        "192.0.2.1:٥٣",
+    ],
 )
 def test_normalize_nameserver_invalid(text: str) -> None:
     with pytest.raises(ValueError):

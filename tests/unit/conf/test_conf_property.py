@@ -22,13 +22,51 @@ listeners:
 VALID_DOMAINS = "domains:\n  example.com: {}\naccounts:\n  alice: {domain: example.com}\n"
 
 KEYS = [
-    "hostname", "data_dir", "log_level", "package_log_levels", "localserve", "postmaster",
-    "host_tlsrpt", "no_outgoing_tls_reports", "no_outgoing_dmarc_reports", "dns", "nameservers",
-    "workers", "tls", "key_certs", "cert_file", "key_file", "listeners", "ips", "smtp", "submission",
-    "submissions", "imap", "imaps", "http", "https", "port", "max_message_size", "max_recipients",
-    "account", "mailbox", "localpart", "domains", "accounts", "domain", "full_name", "destinations",
-    "description", "localpart_catchall_separator", "example.com", "alice", "alice@example.com",
-    "127.0.0.1", "::1", "..", "CON",
+    "hostname",
+    "data_dir",
+    "log_level",
+    "package_log_levels",
+    "localserve",
+    "postmaster",
+    "host_tlsrpt",
+    "no_outgoing_tls_reports",
+    "no_outgoing_dmarc_reports",
+    "dns",
+    "nameservers",
+    "workers",
+    "tls",
+    "key_certs",
+    "cert_file",
+    "key_file",
+    "listeners",
+    "ips",
+    "smtp",
+    "submission",
+    "submissions",
+    "imap",
+    "imaps",
+    "http",
+    "https",
+    "port",
+    "max_message_size",
+    "max_recipients",
+    "account",
+    "mailbox",
+    "localpart",
+    "domains",
+    "accounts",
+    "domain",
+    "full_name",
+    "destinations",
+    "description",
+    "localpart_catchall_separator",
+    "example.com",
+    "alice",
+    "alice@example.com",
+    "127.0.0.1",
+    "::1",
+    "..",
+    "CON",
 ]
 
 scalars = st.one_of(
@@ -43,11 +81,20 @@ trees = st.recursive(
     scalars,
     lambda children: st.one_of(
         st.lists(children, max_size=4),
-        st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=8), st.integers()), children, max_size=5),
+        st.dictionaries(
+            st.one_of(st.sampled_from(KEYS), st.text(max_size=8), st.integers()),
+            children,
+            max_size=5,
+        ),
     ),
     max_leaves=25,
 )
-yamlish = st.text(alphabet=st.sampled_from(list(" \n\t:-[]{},#&*!|>'\"%@`?.\\0123456789abcxyz") + ["\x00", "é", "\ufeff"]), max_size=120)
+yamlish = st.text(
+    alphabet=st.sampled_from(
+        list(" \n\t:-[]{},#&*!|>'\"%@`?.\\0123456789abcxyz") + ["\x00", "é", "\ufeff"]
+    ),
+    max_size=120,
+)
 
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -95,18 +142,32 @@ def test_arbitrary_yaml_trees(tmp_path: Path, static: object, domains: object) -
 
 @SETTINGS
 @given(extra_static=trees, extra_domains=trees)
-def test_valid_config_plus_arbitrary_yaml(tmp_path: Path, extra_static: object, extra_domains: object) -> None:
+def test_valid_config_plus_arbitrary_yaml(
+    tmp_path: Path, extra_static: object, extra_domains: object
+) -> None:
     # Appending keys to a valid file produces errors (never a crash), or still loads.
     static = VALID_STATIC + yaml.safe_dump({"listeners": {"x": extra_static}})
-    domains = VALID_DOMAINS.replace("accounts:\n", "") + yaml.safe_dump({"accounts": {"bob": extra_domains}})
+    domains = VALID_DOMAINS.replace("accounts:\n", "") + yaml.safe_dump(
+        {"accounts": {"bob": extra_domains}}
+    )
     errors = check(tmp_path, static, domains)
     assert any(e.key == "listeners" for e in errors)  # listeners is now a duplicate key
 
 
 @pytest.mark.parametrize(
     "text",
-    ["[" * 5000, "a: " * 3000, "&a [*a]", "a: &a {b: *a}", "? [a]\n: b\n", "!!python/object:os.system x",
-     "a: !!int 'x'", "a: !!binary ~~~", "%YAML 9.9\n---\na: 1", "a: *missing"],
+    [
+        "[" * 5000,
+        "a: " * 3000,
+        "&a [*a]",
+        "a: &a {b: *a}",
+        "? [a]\n: b\n",
+        "!!python/object:os.system x",
+        "a: !!int 'x'",
+        "a: !!binary ~~~",
+        "%YAML 9.9\n---\na: 1",
+        "a: *missing",
+    ],
 )
 def test_nasty_yaml(tmp_path: Path, text: str) -> None:
     errors = check(tmp_path, text, text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from mailactors.conf import (
     find_config_file,
     load_config,
 )
+from mailactors.conf.check import run_config_test
 
 STATIC = """\
 hostname: mail.example.com
@@ -168,7 +170,9 @@ listeners:
     assert list(s.listeners) == ["public", "internal"]
 
 
-def test_relative_config_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_config_path_is_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(tmp_path)
     monkeypatch.chdir(tmp_path)
     config = load_config(Path("mailactors.conf"))
@@ -267,7 +271,15 @@ def test_relative_config_path_is_made_absolute(tmp_path: Path, monkeypatch: pyte
             ],
         ),
         (
-            STATIC + "dns:\n  nameservers: [192.0.2.1, '192.0.2.1:0', 'dns.example', '[192.0.2.1]:53']\n",
+            STATIC + "package_log_levels:\n  Smtp Server: info\n",
+            [
+                "D/mailactors.conf:9: package_log_levels.Smtp Server: package names are like "
+                "smtpserver or protocol.smtp"
+            ],
+        ),
+        (
+            STATIC
+            + "dns:\n  nameservers: [192.0.2.1, '192.0.2.1:0', 'dns.example', '[192.0.2.1]:53']\n",
             [
                 "D/mailactors.conf:9: dns.nameservers[1]: invalid port '0' (1..65535)",
                 "D/mailactors.conf:9: dns.nameservers[2]: 'dns.example' is not of the form ip, "
@@ -346,14 +358,18 @@ def test_relative_config_path_is_made_absolute(tmp_path: Path, monkeypatch: pyte
             [],
         ),
         (
-            STATIC + "  second:\n    ips: [127.0.0.2]\n    smtp:\n  third:\n    ips: [127.0.0.2]\n    smtp: {}\n",
+            STATIC
+            + "  second:\n    ips: [127.0.0.2]\n    smtp:\n  third:\n    ips: [127.0.0.2]\n    smtp: {}\n",
             [
                 "D/mailactors.conf:13: listeners.third.smtp: 127.0.0.2 port 25 is already used "
                 "by listeners.second.smtp (127.0.0.2)"
             ],
         ),
         (
-            STATIC.replace("listeners:\n  public:\n    ips: [127.0.0.1]\n    smtp: {port: 2525}\n", "listeners: {}\n"),
+            STATIC.replace(
+                "listeners:\n  public:\n    ips: [127.0.0.1]\n    smtp: {port: 2525}\n",
+                "listeners: {}\n",
+            ),
             ["D/mailactors.conf:4: listeners: at least one listener is required"],
         ),
         (
@@ -486,7 +502,10 @@ def test_missing_domains_file_only(tmp_path: Path) -> None:
     (tmp_path / "domains.conf").unlink()
     errors = check_config(path)
     assert len(errors) == 1
-    assert str(errors[0]) == f"{tmp_path / 'domains.conf'}:1: cannot read file: No such file or directory"
+    assert (
+        str(errors[0])
+        == f"{tmp_path / 'domains.conf'}:1: cannot read file: No such file or directory"
+    )
 
 
 def test_invalid_utf8(tmp_path: Path) -> None:
@@ -513,7 +532,9 @@ def test_find_config_file(tmp_path: Path) -> None:
     assert find_config_file("my.conf", env, tmp_path) == tmp_path / "my.conf"
     assert find_config_file("/abs/my.conf", env, tmp_path) == Path("/abs/my.conf")
     assert find_config_file(None, env, tmp_path) == Path("/etc/mailactors/mailactors.conf")
-    assert find_config_file(None, {"MAILACTORS_CONF": "rel.conf"}, tmp_path) == tmp_path / "rel.conf"
+    assert (
+        find_config_file(None, {"MAILACTORS_CONF": "rel.conf"}, tmp_path) == tmp_path / "rel.conf"
+    )
     assert find_config_file(None, {}, tmp_path) == tmp_path / "mailactors.conf"
     assert find_config_file("", {}, tmp_path) == tmp_path / "mailactors.conf"
 
@@ -522,3 +543,28 @@ def test_config_paths() -> None:
     paths = ConfigPaths.for_static(Path("/etc/ma/mailactors.conf"))
     assert paths.static == Path("/etc/ma/mailactors.conf")
     assert paths.domains == Path("/etc/ma/domains.conf")
+
+
+def test_config_pickles(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path))
+    copy = pickle.loads(pickle.dumps(config))
+    assert copy == config
+    assert copy.account_for_address("alice@example.com") == config.account_for_address(
+        "alice@example.com"
+    )
+
+
+def test_run_config_test(tmp_path: Path) -> None:
+    path = write(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    assert run_config_test(path, out, err) == 0
+    assert out.getvalue() == f"config OK: {path} and {tmp_path / 'domains.conf'}\n"
+    assert err.getvalue() == ""
+    write(tmp_path, STATIC + "workers: 0\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert run_config_test(path, out, err) == 1
+    assert out.getvalue() == ""
+    assert (
+        err.getvalue()
+        == f"{path}:8: workers: 0 is out of range (>= 1)\n1 error(s) in the configuration\n"
+    )
