@@ -110,21 +110,12 @@ def test_groups_in_to() -> None:
         (b"<@a.net,@b.net:joe@c.net>", [Address(None, b"@a.net,@b.net", b"joe", b"c.net")]),
         (b'"joe smith"@x.org', [Address(None, None, b'"joe smith"', b"x.org")]),
         (b"joe@[192.0.2.1]", [Address(None, None, b"joe", b"[192.0.2.1]")]),
-        (
-            b"=?utf-8?q?J=C3=B6rg?= <j@x.de>",
-            [Address(b"=?utf-8?q?J=C3=B6rg?=", None, b"j", b"x.de")],
-        ),
+        (b"=?utf-8?q?J=C3=B6rg?= <j@x.de>", [Address(b"=?utf-8?q?J=C3=B6rg?=", None, b"j", b"x.de")]),
         (b'"a \\"quoted\\" name" <q@x>', [Address(b'a "quoted" name', None, b"q", b"x")]),
         (b"localonly", [Address(None, None, b"localonly", b"")]),
         (b", ,a@b,,", [Address(None, None, b"a", b"b")]),
-        (
-            b"Group: a@b",
-            [
-                Address(None, None, b"Group", None),
-                Address(None, None, b"a", b"b"),
-                Address(None, None, None, None),
-            ],
-        ),
+        (b"Group: a@b", [Address(None, None, b"Group", None), Address(None, None, b"a", b"b"),
+                         Address(None, None, None, None)]),
         (b"<a@b", [Address(None, None, b"a", b"b")]),
         (b"", []),
         (b"\xc3\xa9mile <e@x>", [Address(b"\xc3\xa9mile", None, b"e", b"x")]),
@@ -137,7 +128,7 @@ def test_address_list_forms(raw: bytes, expected: list[Address]) -> None:
 def test_eight_bit_and_special_characters_become_literals_or_escapes() -> None:
     data = b'From: "a\\\\b \\"c\\"" <x@y>\r\nSubject: caf\xc3\xa9\r\n\r\n'
     out = fetch_envelope(data)
-    assert out.startswith(b'(NIL {5}\r\ncaf\xc3\xa9 (("a\\\\b \\"c\\"" NIL "x" "y"))')
+    assert out.startswith(b"(NIL {5}\r\ncaf\xc3\xa9 ((\"a\\\\b \\\"c\\\"\" NIL \"x\" \"y\"))")
 
 
 def test_enclosed_message_envelope_uses_its_own_header() -> None:

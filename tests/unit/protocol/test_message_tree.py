@@ -76,7 +76,7 @@ def test_encoded_word_split_inside_multibyte_character() -> None:
 
 def test_multipart_alternative_offsets() -> None:
     data = crlf(
-        'Content-Type: multipart/alternative; boundary="=_b"',
+        "Content-Type: multipart/alternative; boundary=\"=_b\"",
         "",
         "preamble",
         "--=_b",
@@ -176,7 +176,7 @@ def test_rfc2231_parameters_are_joined_and_decoded() -> None:
         "Content-Type: application/x-stuff;",
         " title*0*=us-ascii'en'This%20is%20even%20more%20;",
         " title*1*=%2A%2A%2Afun%2A%2A%2A%20;",
-        " title*2=\"isn't it!\"; other*=utf-8''%C3%A9t%C3%A9; plain=x",
+        ' title*2="isn\'t it!"; other*=utf-8\'\'%C3%A9t%C3%A9; plain=x',
         "",
     )
     part = parse_message(data)
@@ -188,7 +188,7 @@ def test_rfc2231_parameters_are_joined_and_decoded() -> None:
 
 
 def test_content_type_comments_and_case() -> None:
-    data = crlf('Content-Type: Text/HTML (a comment) ; Charset = "ISO-8859-1" (c)', "", "x")
+    data = crlf("Content-Type: Text/HTML (a comment) ; Charset = \"ISO-8859-1\" (c)", "", "x")
     part = parse_message(data)
     assert (part.media_type, part.media_subtype) == ("Text", "HTML")
     assert part.params == (("Charset", "ISO-8859-1"),)
