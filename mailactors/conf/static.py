@@ -193,10 +193,18 @@ def _boolean(reader: NodeReader, fields: Mapping[str, Field], name: str) -> bool
 
 
 def _path(reader: NodeReader, item: Field, base_dir: Path) -> Path | None:
+    """A path setting, relative to the directory of the file naming it, made absolute."""
     text = reader.string(item)
     if text is None:
         return None
-    return (base_dir / Path(text)).resolve()
+    if "\x00" in text:
+        reader.error(item.line, item.key, "path contains a NUL character")
+        return None
+    try:
+        return (base_dir / Path(text)).resolve()
+    except (OSError, RuntimeError) as exc:
+        reader.error(item.line, item.key, f"invalid path: {getattr(exc, 'strerror', None) or exc}")
+        return None
 
 
 def _level(reader: NodeReader, item: Field) -> str | None:
@@ -209,6 +217,18 @@ def _level(reader: NodeReader, item: Field) -> str | None:
         reader.error(item.line, item.key, str(exc))
         return None
     return text.strip().lower()
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why ``path`` is not a readable regular file, or None."""
+    try:
+        if not path.exists():
+            return "file not found"
+        if not path.is_file():
+            return "not a regular file"
+    except OSError as exc:
+        return f"cannot access file ({exc.strerror or exc})"
+    return None
 
 
 def _key_certs(
@@ -232,10 +252,9 @@ def _key_certs(
             path = _path(reader, fields[key], base_dir)
             if path is None:
                 continue
-            if not path.exists():
-                reader.error(fields[key].line, fields[key].key, f"file not found: {path}")
-            elif not path.is_file():
-                reader.error(fields[key].line, fields[key].key, f"not a regular file: {path}")
+            problem = _file_problem(path)
+            if problem:
+                reader.error(fields[key].line, fields[key].key, f"{problem}: {path}")
             else:
                 paths.append(path)
         if len(paths) == 2:

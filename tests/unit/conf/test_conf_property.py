@@ -96,6 +96,107 @@ yamlish = st.text(
     max_size=120,
 )
 
+# Trees shaped like the real files, with arbitrary values at every setting.
+values = st.one_of(scalars, trees)
+service = st.one_of(
+    st.none(), st.fixed_dictionaries({}, optional={"port": values, "max_recipients": values})
+)
+listener = st.fixed_dictionaries(
+    {
+        "ips": st.one_of(
+            st.lists(
+                st.one_of(st.sampled_from(["127.0.0.1", "::", "0.0.0.0", "::1"]), scalars),
+                max_size=3,
+            ),
+            values,
+        )
+    },
+    optional={
+        "tls": st.one_of(st.just("main"), values),
+        "hostname": values,
+        "smtp": service,
+        "imaps": service,
+        "https": service,
+        "imap": service,
+    },
+)
+static_files = st.fixed_dictionaries(
+    {
+        "hostname": st.one_of(st.just("mail.example.com"), values),
+        "postmaster": st.one_of(st.just({"account": "alice"}), values),
+    },
+    optional={
+        "listeners": st.dictionaries(st.text(max_size=5), listener, max_size=3),
+        "data_dir": values,
+        "tls": st.one_of(
+            st.just(
+                {
+                    "key_certs": {
+                        "main": {"cert_file": "mailactors.conf", "key_file": "domains.conf"}
+                    }
+                }
+            ),
+            values,
+        ),
+        "dns": st.fixed_dictionaries(
+            {
+                "nameservers": st.lists(
+                    st.one_of(st.sampled_from(["[::1]:53", "1.2.3.4:53"]), scalars), max_size=3
+                )
+            }
+        ),
+        "host_tlsrpt": st.fixed_dictionaries({"account": values, "localpart": values}),
+        "workers": values,
+        "package_log_levels": values,
+        "log_level": values,
+    },
+)
+account = st.fixed_dictionaries(
+    {
+        "domain": st.one_of(
+            st.sampled_from(["example.com", "EXAMPLE.com", "xn--bcher-kva.example"]), values
+        )
+    },
+    optional={
+        "destinations": st.one_of(
+            st.dictionaries(
+                st.one_of(
+                    st.sampled_from(["alice@example.com", "a@b", "@", "x@bücher.example"]),
+                    st.text(max_size=10),
+                ),
+                st.one_of(st.none(), st.fixed_dictionaries({"mailbox": values})),
+            ),
+            values,
+        ),
+        "full_name": values,
+    },
+)
+domains_files = st.fixed_dictionaries(
+    {
+        "domains": st.one_of(
+            st.dictionaries(
+                st.one_of(
+                    st.sampled_from(["example.com", "bücher.example", "a..b"]), st.text(max_size=10)
+                ),
+                st.one_of(
+                    st.none(),
+                    st.fixed_dictionaries(
+                        {}, optional={"localpart_catchall_separator": values, "description": values}
+                    ),
+                ),
+            ),
+            values,
+        )
+    },
+    optional={
+        "accounts": st.dictionaries(
+            st.one_of(st.sampled_from(["alice", "Alice", "CON", "a..b"]), st.text(max_size=8)),
+            account,
+            max_size=3,
+        )
+    },
+)
+
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -154,6 +255,16 @@ def test_valid_config_plus_arbitrary_yaml(
     assert any(e.key == "listeners" for e in errors)  # listeners is now a duplicate key
 
 
+@SETTINGS
+@given(static=static_files, domains=domains_files)
+def test_schema_shaped_yaml(tmp_path: Path, static: object, domains: object) -> None:
+    check(
+        tmp_path,
+        yaml.safe_dump(static, allow_unicode=True),
+        yaml.safe_dump(domains, allow_unicode=True),
+    )
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -167,6 +278,7 @@ def test_valid_config_plus_arbitrary_yaml(
         "a: !!binary ~~~",
         "%YAML 9.9\n---\na: 1",
         "a: *missing",
+        'hostname: "\\ud800"\ndata_dir: "\\0"\naccounts: {"\\ud800": {domain: "\\ud800"}}\n',
     ],
 )
 def test_nasty_yaml(tmp_path: Path, text: str) -> None:
