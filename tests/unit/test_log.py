@@ -70,6 +70,7 @@ def test_format_extra_in_insertion_order() -> None:
         ("nul\x00", '"nul\\x00"'),
         ("bell\x07 and \\", '"bell\\x07 and \\\\"'),
         ("zwsp\u200b", '"zwsp\\u200b"'),
+        ("tag\U000e0001", '"tag\\U000e0001"'),
         ("héllo", "héllo"),
         ("", ""),
         (None, ""),
