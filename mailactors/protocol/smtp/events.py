@@ -52,7 +52,10 @@ class MailFrom:
 
 @dataclass(frozen=True, slots=True)
 class RcptTo:
-    """RCPT TO; decision. address "postmaster" (no domain) for RCPT TO:<Postmaster>."""
+    """RCPT TO; decision. address "postmaster" (no domain) for RCPT TO:<Postmaster>.
+
+    params is empty today: no RCPT parameter (e.g. DSN's NOTIFY) is offered yet.
+    """
 
     address: str
     params: Params

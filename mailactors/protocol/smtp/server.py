@@ -20,6 +20,13 @@ state accepts are _ALLOWED (anything else known gets 503 5.5.1 bad sequence).
         |                      |  +----------- message end ------------+-- BDAT ----+
         +-- TLS done -- TLS_PENDING <--STARTTLS--+    GREETED --AUTH--> AUTH --done--> GREETED
 
+Errors: replies to syntax errors, bad sequences, unknown commands, missing AUTH and
+failed AUTH count towards max_errors; at the limit 421 4.7.0 is queued and the
+session ends with ConnectionClosed. Replies the caller chooses (e.g. 550 for an
+unknown recipient, 451 greylisting) and 452/552 limits do not count, so a legitimate
+message to many greylisted recipients is not cut off. Enhanced status codes (RFC 2034)
+are sent on every reply except the greeting, EHLO/HELO, 334 and 354, also after HELO.
+
 Memory is bounded: command lines are limited (an over-long line is answered with
 500 5.5.2 and discarded up to its CRLF), message bytes are streamed as MessageData
 events, and an oversized message is only counted and refused after its end.
