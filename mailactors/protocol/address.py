@@ -190,8 +190,8 @@ def parse_path(text: str) -> str:
     """`Path = "<" [ A-d-l ":" ] Mailbox ">"` -> the mailbox text ("" for the null path "<>").
 
     RFC 5321 4.1.2: A-d-l = At-domain *( "," At-domain ); At-domain = "@" Domain.
-    The source route is checked for syntax and dropped (RFC 5321 4.1.1.3: servers
-    "SHOULD ... ignore the route information"). The mailbox itself is returned
+    The source route is checked for syntax and dropped (RFC 5321 4.1.1.3: servers "SHOULD
+    ignore the routes"). The mailbox itself is returned
     unvalidated; pass it to parse_address.
     """
     if len(text.encode("utf-8")) > MAX_PATH:

@@ -302,7 +302,6 @@ class SmtpServer:
         self._authenticated_as: str | None = None
         self._auth_step: _AuthStep | None = None
         self._auth_username = ""
-        self._auth_mechanism = ""
         self._plain_password = ""
         self._scram: ScramServer | None = None
         # Transaction
@@ -411,7 +410,7 @@ class SmtpServer:
         if scram is None:
             raise LocalProtocolError("no SCRAM exchange in progress")
         # An unknown user gets made-up credentials, so the exchange looks the same and
-        # fails only at the proof: no user enumeration (RFC 5802 section 5.1 allows this).
+        # fails only at the proof: no user enumeration through the AUTH exchange.
         server_first = scram.server_first(creds or self._fake_credentials())
         self._send(Reply(334, None, base64.b64encode(server_first).decode("ascii")))
         self._auth_step = _AuthStep.SCRAM_FINAL
@@ -860,7 +859,6 @@ class SmtpServer:
         initial = initial.strip()
         response = _decode_sasl(initial) if initial else None
         self._go(_Trigger.AUTH_START)
-        self._auth_mechanism = mechanism
         if mechanism == "PLAIN":
             self._auth_step = _AuthStep.PLAIN
         else:
