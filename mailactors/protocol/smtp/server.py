@@ -358,7 +358,7 @@ class SmtpServer:
         return out
 
     def next_event(self) -> Event:
-        """The next event, or NEED_DATA / PAUSED."""
+        """The next event, or NEED_DATA / PAUSED; NEED_DATA forever after Quit/ConnectionClosed."""
         if not self._events:
             if self._pending is not None or self._state is _State.TLS_PENDING:
                 return PAUSED
