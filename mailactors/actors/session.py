@@ -21,7 +21,7 @@ from typing import Any
 import pykka
 
 from mailactors.actors.connection import Connection, TlsError
-from mailactors.actors.localserve import localserve_reply
+from mailactors.actors.localserve_errors import localserve_reply
 from mailactors.actors.messages import (
     AuthAllowed,
     AuthFailed,

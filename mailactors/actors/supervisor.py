@@ -68,6 +68,13 @@ class StartTree:
 
 
 @dataclass(frozen=True, slots=True)
+class GetStore:
+    """Asked for the current StoreActor ref of an account (in-process only)."""
+
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
 class StopTree:
     """Asked to stop everything in order; answers when done."""
 
@@ -124,6 +131,8 @@ class Supervisor(pykka.ThreadingActor):
         if isinstance(message, CheckChildren):
             self._check_children()
             return None
+        if isinstance(message, GetStore):
+            return self._ref(f"store:{message.account}")
         if isinstance(message, Ping):
             return True
         raise TypeError(f"Supervisor: unexpected message {type(message).__name__}")
@@ -322,6 +331,11 @@ class RunningServer:
             if b.service == service and (listener is None or b.listener == listener):
                 return b.port
         raise KeyError(service)
+
+    def store(self, account: str) -> pykka.ActorRef[Any]:
+        """The StoreActor of an account (for setup work such as setting a password)."""
+        ref: pykka.ActorRef[Any] = self.supervisor.ask(GetStore(account), timeout=STOP_TIMEOUT)
+        return ref
 
     def stop(self) -> None:
         if self.supervisor.is_alive():

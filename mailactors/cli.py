@@ -1,0 +1,87 @@
+"""The command line: parse arguments, then call one function. No logic here.
+
+Every command finds its configuration the same way: the global -config option, else
+the MAILACTORS_CONF environment variable, else ./mailactors.conf.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mailactors",
+        description="mailactors: a self-hosted mail server built as supervised actors",
+    )
+    p.add_argument(
+        "-config",
+        "--config",
+        dest="config",
+        metavar="FILE",
+        help="mailactors.conf to use (default: $MAILACTORS_CONF, else ./mailactors.conf)",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    ls = sub.add_parser(
+        "localserve",
+        help="run a local mail server for development and testing (any password accepted)",
+    )
+    ls.add_argument(
+        "-dir", "--dir", dest="dir", metavar="D",
+        help="directory for config, certificate and data (default: the user config dir)",
+    )
+    ls.add_argument(
+        "-ip", "--ip", dest="ip", metavar="IP",
+        help="IP address to listen on (written into the config on first run)",
+    )
+
+    cfg = sub.add_parser("config", help="configuration commands")
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
+    cfg_sub.required = True
+    test = cfg_sub.add_parser("test", help="check a configuration, print every error")
+    test.add_argument("file", nargs="?", metavar="FILE", help="mailactors.conf to check")
+    return p
+
+
+def _install_stop_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    if hasattr(signal, "SIGUSR1"):
+        import pykka.debug
+
+        signal.signal(signal.SIGUSR1, pykka.debug.log_thread_tracebacks)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "localserve":
+        from mailactors.actors.localserve import run_localserve
+
+        stop = threading.Event()
+        _install_stop_signals(stop)
+        directory = Path(args.dir) if args.dir else None
+        if directory is None and args.config:
+            directory = Path(args.config).parent
+        return run_localserve(directory, args.ip, stop)
+    if args.command == "config" and args.config_command == "test":
+        from mailactors.conf import find_config_file
+        from mailactors.conf.check import run_config_test
+
+        path = Path(args.file) if args.file else find_config_file(args.config, os.environ, Path.cwd())
+        return run_config_test(path, sys.stdout, sys.stderr)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def entry() -> None:
+    sys.exit(main())

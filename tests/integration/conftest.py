@@ -1,0 +1,103 @@
+"""Fixtures that start a real server (actors, sockets, TLS, SQLite) in this process."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mailactors.actors.localserve import ensure_local_password, ensure_localserve_files
+from mailactors.actors.supervisor import RunningServer, start_server
+from mailactors.conf import Config, load_config
+from mailactors.storage.account import AccountStore, MessageInfo
+
+log = logging.getLogger("mailactors.tests")
+
+
+def with_free_ports(config: Config) -> Config:
+    """Every service of every listener on port 0: the kernel picks free ports."""
+    listeners = {}
+    for name, listener in config.static.listeners.items():
+        changes = {}
+        for field in dataclasses.fields(listener):
+            value = getattr(listener, field.name)
+            if dataclasses.is_dataclass(value) and hasattr(value, "port"):
+                changes[field.name] = dataclasses.replace(value, port=0)
+        listeners[name] = dataclasses.replace(listener, **changes)
+    return dataclasses.replace(
+        config, static=dataclasses.replace(config.static, listeners=listeners)
+    )
+
+
+@dataclass
+class Served:
+    config: Config
+    server: RunningServer
+    directory: Path
+
+    def port(self, service: str) -> int:
+        return self.server.port(service)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def inbox(self, account: str = "mailactors", mailbox: str = "Inbox") -> list[bytes]:
+        """Message files of a mailbox, read through a store opened after the server stopped."""
+        return [data for _, data in read_mailbox(self.config, account, mailbox)]
+
+
+def read_mailbox(config: Config, account: str, mailbox: str) -> list[tuple[MessageInfo, bytes]]:
+    store = AccountStore(config.static.data_dir / "accounts" / account, log)
+    store.init()
+    try:
+        mb = store.mailbox(mailbox)
+        assert mb is not None, f"no mailbox {mailbox}"
+        out = []
+        for info in store.messages(mb.id):
+            f = store.open_message(info)
+            try:
+                out.append((info, f.read()))
+            finally:
+                f.close()
+        return out
+    finally:
+        store.close()
+
+
+def start_localserve(directory: Path, *, localserve: bool = True) -> Served:
+    conf_path = ensure_localserve_files(directory, "127.0.0.1", log)
+    config = with_free_ports(load_config(conf_path))
+    if not localserve:
+        config = dataclasses.replace(
+            config, static=dataclasses.replace(config.static, localserve=False)
+        )
+    server = start_server(config)
+    try:
+        ensure_local_password(server, config)
+    except BaseException:
+        server.stop()
+        raise
+    return Served(config, server, directory)
+
+
+@pytest.fixture
+def localserve(tmp_path: Path) -> Iterator[Served]:
+    served = start_localserve(tmp_path / "localserve")
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture
+def client_tls() -> ssl.SSLContext:
+    """A client context that accepts localserve's self-signed certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
