@@ -7,7 +7,6 @@ except an unknown transfer encoding, which IMAP BINARY must refuse (RFC 3516 4.3
 from __future__ import annotations
 
 import binascii
-import codecs
 import re
 
 __all__ = [
@@ -88,10 +87,11 @@ def decode_charset(data: bytes, charset: str | None) -> str:
     if name in ("", "us-ascii", "ascii", "unknown-8bit", "x-unknown"):
         name = "utf-8"
     try:
-        codec = codecs.lookup(name)
+        # bytes.decode accepts only text encodings: a charset named "zlib", "bz2" or
+        # "hex" raises LookupError instead of decompressing.
+        return data.decode(name, "replace")
     except LookupError:
-        codec = codecs.lookup("utf-8")
-    return codec.decode(data, "replace")[0]
+        return data.decode("utf-8", "replace")
 
 
 # RFC 2047 2: encoded-word = "=?" charset "?" encoding "?" encoded-text "?="

@@ -8,6 +8,7 @@ from mailactors.protocol.message import (
     Part,
     decode_params,
     parse_message,
+    text_contains,
 )
 
 
@@ -377,3 +378,16 @@ def test_pathological_inputs_finish() -> None:
         assert part.end == len(data)
         for header_field in part.fields:
             assert isinstance(header_field.value, str)
+
+
+def test_non_text_codecs_are_never_used_as_charsets() -> None:
+    # "zlib" and "bz2" are Python codecs too, but bytes-to-bytes ones: a charset name must
+    # never make us decompress (or crash on) a body or header.
+    data = (
+        b"Subject: =?zlib?b?eJxLTAQAAhMBBg==?= =?bz2?q?x?= =?hex?q?41?=\r\n"
+        b"Content-Type: text/plain; charset=zlib\r\n\r\nx\x9cKL\x04\x00"
+    )
+    part = parse_message(data)
+    assert part.fields[0].value.endswith("x41")
+    assert "aaa" not in part.fields[0].value
+    assert not text_contains(data, part, "aa", headers=True)
