@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email
 import email.policy
 from dataclasses import dataclass
 from email.header import Header
@@ -189,3 +190,14 @@ def test_built_trees_come_back(tree: tuple[Message, Built], subject: str, linese
     assert [value.strip(" ") for value in header_values(part, "subject")] == [subject.strip(" ")]
     summary = Summary.from_bytes(summarize(data))
     assert summary.bodystructure == bodystructure(part, True)
+    for policy in (email.policy.compat32, email.policy.default):
+        _same_shape_as_stdlib(part, email.message_from_bytes(data, policy=policy))
+
+
+def _same_shape_as_stdlib(part: Part, theirs: Message) -> None:
+    assert f"{part.media_type}/{part.media_subtype}".lower() == theirs.get_content_type()
+    payload = theirs.get_payload()
+    children = list(payload) if isinstance(payload, list) else []
+    assert len(part.children) == len(children)
+    for mine, other in zip(part.children, children, strict=True):
+        _same_shape_as_stdlib(mine, other)
