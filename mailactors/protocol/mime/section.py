@@ -115,18 +115,12 @@ def resolve_part(root: SectionNode, numbers: tuple[int, ...]) -> SectionNode | N
     # messages, and non-multipart [MIME-IMB] messages with no encapsulated message, only
     # have a part 1."
     node = root
-    first = True
+    candidates: Sequence[SectionNode] | None = root.children if root.is_multipart else (root,)
     for number in numbers:
-        if first:
-            candidates: Sequence[SectionNode] | None = (
-                root.children if root.is_multipart else (root,)
-            )
-            first = False
-        else:
-            candidates = _subparts(node)
         if candidates is None or not 1 <= number <= len(candidates):
             return None
         node = candidates[number - 1]
+        candidates = _subparts(node)
     return node
 
 

@@ -118,7 +118,9 @@ CORPUS = {
 
 def _stdlib_children(msg: Message) -> list[Message]:
     payload = msg.get_payload()
-    return list(payload) if isinstance(payload, list) else []
+    if not isinstance(payload, list):
+        return []
+    return [item for item in payload if isinstance(item, Message)]
 
 
 # Where we differ from the stdlib by choice: without a close delimiter the stdlib drops
