@@ -1,17 +1,17 @@
 """FETCH attributes and modifiers (RFC 9051 section 6.4.5, RFC 3501, RFC 3516, RFC 7162).
 
-    fetch-att    = "ENVELOPE" / "FLAGS" / "INTERNALDATE" / "RFC822" [".HEADER" / ".SIZE" / ".TEXT"] /
-                   "BODY" ["STRUCTURE"] / "UID" / "BODY" section [partial] /
-                   "BODY.PEEK" section [partial] / "BINARY" [".PEEK"] section-binary [partial] /
-                   "BINARY.SIZE" section-binary / "MODSEQ"
-    section      = "[" [section-spec] "]"
-    section-spec = section-msgtext / (section-part ["." section-text])
-    section-msgtext = "HEADER" / "HEADER.FIELDS" [".NOT"] SP header-list / "TEXT"
-    section-part = nz-number *("." nz-number)
-    section-text = section-msgtext / "MIME"
-    header-list  = "(" header-fld-name *(SP header-fld-name) ")"
-    section-binary = "[" [section-part] "]"
-    partial      = "<" number64 "." nz-number64 ">"
+fetch-att    = "ENVELOPE" / "FLAGS" / "INTERNALDATE" / "RFC822" [".HEADER" / ".SIZE" / ".TEXT"] /
+               "BODY" ["STRUCTURE"] / "UID" / "BODY" section [partial] /
+               "BODY.PEEK" section [partial] / "BINARY" [".PEEK"] section-binary [partial] /
+               "BINARY.SIZE" section-binary / "MODSEQ"
+section      = "[" [section-spec] "]"
+section-spec = section-msgtext / (section-part ["." section-text])
+section-msgtext = "HEADER" / "HEADER.FIELDS" [".NOT"] SP header-list / "TEXT"
+section-part = nz-number *("." nz-number)
+section-text = section-msgtext / "MIME"
+header-list  = "(" header-fld-name *(SP header-fld-name) ")"
+section-binary = "[" [section-part] "]"
+partial      = "<" number64 "." nz-number64 ">"
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def parse_fetch_att(buf: bytes, pos: int) -> tuple[FetchAttr, int]:
 
 
 def parse_fetch_atts(buf: bytes, pos: int) -> tuple[tuple[FetchAttr, ...], int]:
-    """"ALL" / "FULL" / "FAST" / fetch-att / "(" fetch-att *(SP fetch-att) ")" """
+    """ "ALL" / "FULL" / "FAST" / fetch-att / "(" fetch-att *(SP fetch-att) ")" """
     if buf[pos : pos + 1] == b"(":
         pos += 1
         atts: list[FetchAttr] = []

@@ -367,7 +367,7 @@ def parse_sequence_set(buf: bytes, pos: int) -> tuple[SequenceSet, int]:
 
 
 def parse_paren_atoms(buf: bytes, pos: int) -> tuple[tuple[str, ...], int]:
-    """"(" [atom *(SP atom)] ")", atoms upper-cased (option lists, STATUS items)."""
+    """ "(" [atom *(SP atom)] ")", atoms upper-cased (option lists, STATUS items)."""
     if buf[pos : pos + 1] != b"(":
         raise GrammarError("expected '('")
     pos += 1

@@ -274,7 +274,7 @@ def _parse_reference(buf: bytes, pos: int, utf8: bool) -> tuple[str, int]:
 
 
 def _parse_status_atts(buf: bytes, pos: int) -> tuple[tuple[str, ...], int]:
-    """"(" status-att *(SP status-att) ")" """
+    """ "(" status-att *(SP status-att) ")" """
     items, pos = parse_paren_atoms(buf, pos)
     if not items:
         raise GrammarError("empty status item list")
@@ -456,7 +456,7 @@ def _parse_fetch(tag: str, buf: bytes, pos: int, uid: bool, utf8: bool) -> tuple
 
 
 def _parse_modifier_list(buf: bytes, pos: int) -> tuple[list[tuple[str, int | None]], int]:
-    """"(" modifier *(SP modifier) ")" where a modifier is a name with an optional number."""
+    """ "(" modifier *(SP modifier) ")" where a modifier is a name with an optional number."""
     pos = expect(buf, pos, b"(")
     mods: list[tuple[str, int | None]] = []
     while True:
@@ -577,7 +577,9 @@ def parse_command(raw: RawCommand, *, utf8: bool = False) -> c.Command:
         if name == "UID":
             m = _NAME_RE.match(buf, parse_sp(buf, pos))
             if m is None or m.group().decode("ascii").upper() not in _UID_COMMANDS:
-                raise GrammarError("UID must be followed by COPY, MOVE, FETCH, SEARCH, STORE or EXPUNGE")
+                raise GrammarError(
+                    "UID must be followed by COPY, MOVE, FETCH, SEARCH, STORE or EXPUNGE"
+                )
             name = m.group().decode("ascii").upper()
             pos = m.end()
             uid = True

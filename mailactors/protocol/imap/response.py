@@ -107,9 +107,7 @@ def copyuid(uid_validity: int, source: Iterable[int], dest: Iterable[int]) -> Re
     RFC 4315 section 3: the two sets pair up element by element, so they are not
     reordered; consecutive runs are still compressed.
     """
-    return ResponseCode(
-        "COPYUID", f"{uid_validity} {_ordered_set(source)} {_ordered_set(dest)}"
-    )
+    return ResponseCode("COPYUID", f"{uid_validity} {_ordered_set(source)} {_ordered_set(dest)}")
 
 
 def _ordered_set(numbers: Iterable[int]) -> str:

@@ -1,20 +1,20 @@
 """SEARCH criteria (RFC 3501 section 6.4.4, RFC 9051 section 6.4.4, RFC 7162 MODSEQ).
 
-    search-key = "ALL" / "ANSWERED" / "BCC" SP astring / "BEFORE" SP date / "BODY" SP astring /
-                 "CC" SP astring / "DELETED" / "FLAGGED" / "FROM" SP astring /
-                 "KEYWORD" SP flag-keyword / "NEW" / "OLD" / "ON" SP date / "RECENT" / "SEEN" /
-                 "SINCE" SP date / "SUBJECT" SP astring / "TEXT" SP astring / "TO" SP astring /
-                 "UNANSWERED" / "UNDELETED" / "UNFLAGGED" / "UNKEYWORD" SP flag-keyword /
-                 "UNSEEN" / "DRAFT" / "HEADER" SP header-fld-name SP astring /
-                 "LARGER" SP number64 / "NOT" SP search-key / "OR" SP search-key SP search-key /
-                 "SENTBEFORE" SP date / "SENTON" SP date / "SENTSINCE" SP date /
-                 "SMALLER" SP number64 / "UID" SP sequence-set / "UNDRAFT" / sequence-set /
-                 "(" search-key *(SP search-key) ")"
-    search-key =/ search-modsequence                                   ; RFC 7162 3.1.5
-    search-modsequence = "MODSEQ" [search-modseq-ext] SP mod-sequence-valzer
-    search-modseq-ext  = SP entry-name SP entry-type-req
-    entry-name         = entry-flag-name ; DQUOTE "/flags/" attr-flag DQUOTE
-    entry-type-req     = entry-type-resp / "all" ; entry-type-resp = "priv" / "shared"
+search-key = "ALL" / "ANSWERED" / "BCC" SP astring / "BEFORE" SP date / "BODY" SP astring /
+             "CC" SP astring / "DELETED" / "FLAGGED" / "FROM" SP astring /
+             "KEYWORD" SP flag-keyword / "NEW" / "OLD" / "ON" SP date / "RECENT" / "SEEN" /
+             "SINCE" SP date / "SUBJECT" SP astring / "TEXT" SP astring / "TO" SP astring /
+             "UNANSWERED" / "UNDELETED" / "UNFLAGGED" / "UNKEYWORD" SP flag-keyword /
+             "UNSEEN" / "DRAFT" / "HEADER" SP header-fld-name SP astring /
+             "LARGER" SP number64 / "NOT" SP search-key / "OR" SP search-key SP search-key /
+             "SENTBEFORE" SP date / "SENTON" SP date / "SENTSINCE" SP date /
+             "SMALLER" SP number64 / "UID" SP sequence-set / "UNDRAFT" / sequence-set /
+             "(" search-key *(SP search-key) ")"
+search-key =/ search-modsequence                                   ; RFC 7162 3.1.5
+search-modsequence = "MODSEQ" [search-modseq-ext] SP mod-sequence-valzer
+search-modseq-ext  = SP entry-name SP entry-type-req
+entry-name         = entry-flag-name ; DQUOTE "/flags/" attr-flag DQUOTE
+entry-type-req     = entry-type-resp / "all" ; entry-type-resp = "priv" / "shared"
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def test_literals() -> None:
 
 def test_nstring() -> None:
     assert g.parse_nstring(b"NIL)", 0) == (None, 3)
-    assert g.parse_nstring(b'nil', 0) == (None, 3)
+    assert g.parse_nstring(b"nil", 0) == (None, 3)
     assert g.parse_nstring(b'"NIL"', 0) == (b"NIL", 5)
     with pytest.raises(g.GrammarError):
         g.parse_nstring(b"NILS", 0)
@@ -92,8 +92,12 @@ def test_dates() -> None:
         1996, 7, 17, 2, 44, 25, tzinfo=datetime.timezone(-datetime.timedelta(hours=7))
     )
     assert g.parse_date_time(b'" 7-Feb-1994 21:52:25 +0000"', 0)[0].day == 7
-    for bad in (b'"7-Feb-1994 21:52:25 +0000"', b'"17-Jul-1996 25:44:25 -0700"',
-                b'"17-Jul-1996 02:44:25 -2400"', b"17-Jul-1996 02:44:25 -0700"):
+    for bad in (
+        b'"7-Feb-1994 21:52:25 +0000"',
+        b'"17-Jul-1996 25:44:25 -0700"',
+        b'"17-Jul-1996 02:44:25 -2400"',
+        b"17-Jul-1996 02:44:25 -0700",
+    ):
         with pytest.raises(g.GrammarError):
             g.parse_date_time(bad, 0)
 

@@ -76,7 +76,10 @@ def seq(text: str) -> SequenceSet:
         (b"A683 DELETE blurdybloop\r\n", c.Delete("A683", "blurdybloop")),
         (b"A683 RENAME blurdybloop sarasoop\r\n", c.Rename("A683", "blurdybloop", "sarasoop")),
         (b"A002 SUBSCRIBE #news.comp.mail.mime\r\n", c.Subscribe("A002", "#news.comp.mail.mime")),
-        (b"A002 UNSUBSCRIBE #news.comp.mail.mime\r\n", c.Unsubscribe("A002", "#news.comp.mail.mime")),
+        (
+            b"A002 UNSUBSCRIBE #news.comp.mail.mime\r\n",
+            c.Unsubscribe("A002", "#news.comp.mail.mime"),
+        ),
         (b'A101 LIST "" ""\r\n', c.List("A101", "", ("",))),
         (b'A102 LIST #news.comp.mail.misc ""\r\n', c.List("A102", "#news.comp.mail.misc", ("",))),
         (b"A202 LIST ~/Mail/ %\r\n", c.List("A202", "~/Mail/", ("%",))),
@@ -355,9 +358,9 @@ def test_rfc3501_store_examples() -> None:
 
 def test_rfc7162_store_unchangedsince() -> None:
     # RFC 7162 section 3.1.3 examples.
-    assert parse(b"a103 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)\r\n") == (
-        c.Store("a103", True, seq("6,4,8"), "add", True, ("\\Deleted",), 12121230045)
-    )
+    assert parse(
+        b"a103 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)\r\n"
+    ) == (c.Store("a103", True, seq("6,4,8"), "add", True, ("\\Deleted",), 12121230045))
     assert parse(b"a104 STORE 7,5,9 (UNCHANGEDSINCE 0) FLAGS.SILENT (\\Seen)\r\n") == (
         c.Store("a104", False, seq("7,5,9"), "replace", True, ("\\Seen",), 0)
     )
@@ -562,15 +565,21 @@ def test_utf8_mailbox_names() -> None:
     [
         (b"a\r\n", b"a BAD Syntax error: missing command\r\n"),
         (b"a FROB\r\n", b"a BAD Unknown command FROB\r\n"),
-        (b"a UID NOOP\r\n", b"a BAD Syntax error: UID must be followed by COPY, MOVE, FETCH, "
-         b"SEARCH, STORE or EXPUNGE\r\n"),
+        (
+            b"a UID NOOP\r\n",
+            b"a BAD Syntax error: UID must be followed by COPY, MOVE, FETCH, "
+            b"SEARCH, STORE or EXPUNGE\r\n",
+        ),
         (b"a NOOP extra\r\n", b"a BAD Syntax error: unexpected characters after the command\r\n"),
         (b"a LOGIN user\r\n", b"a BAD Syntax error: expected a space\r\n"),
         (b'a LOGIN "user pass\r\n', b"a BAD Syntax error: unterminated quoted string\r\n"),
-        (b"a AUTHENTICATE PLAIN !!\r\n", b"a BAD Syntax error: expected a base64 initial response\r\n"),
+        (
+            b"a AUTHENTICATE PLAIN !!\r\n",
+            b"a BAD Syntax error: expected a base64 initial response\r\n",
+        ),
         (b"a AUTHENTICATE PLAIN abc\r\n", b"a BAD Syntax error: invalid base64\r\n"),
         (b"a ENABLE\r\n", b"a BAD Syntax error: expected a space\r\n"),
-        (b"a SELECT \"\"\r\n", b"a BAD Syntax error: empty mailbox name\r\n"),
+        (b'a SELECT ""\r\n', b"a BAD Syntax error: empty mailbox name\r\n"),
     ],
 )
 def test_errors(line: bytes, response: bytes) -> None:

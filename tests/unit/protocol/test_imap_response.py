@@ -36,7 +36,9 @@ def test_response_codes() -> None:
     assert r.permanentflags(["\\Deleted", "\\Seen", "\\*"]).format() == (
         "[PERMANENTFLAGS (\\Deleted \\Seen \\*)]"
     )
-    assert r.capability_code(["IMAP4rev1", "IMAP4rev2"]).format() == "[CAPABILITY IMAP4rev1 IMAP4rev2]"
+    assert (
+        r.capability_code(["IMAP4rev1", "IMAP4rev2"]).format() == "[CAPABILITY IMAP4rev1 IMAP4rev2]"
+    )
     assert r.badcharset(["US-ASCII", "UTF-8"]).format() == "[BADCHARSET (US-ASCII UTF-8)]"
     assert r.badcharset().format() == "[BADCHARSET]"
     assert r.highestmodseq(715194045007).format() == "[HIGHESTMODSEQ 715194045007]"
