@@ -23,6 +23,7 @@ from mailactors.protocol.mime.envelope import Envelope, envelope, format_envelop
 from mailactors.protocol.mime.headers import HeaderField, decode_params
 from mailactors.protocol.mime.search import header_values, sent_date, text_contains
 from mailactors.protocol.mime.section import (
+    SectionLike,
     SectionNode,
     SectionSpec,
     binary_section,
@@ -41,6 +42,7 @@ __all__ = [
     "HeaderField",
     "Outline",
     "Part",
+    "SectionLike",
     "SectionNode",
     "SectionSpec",
     "Summary",

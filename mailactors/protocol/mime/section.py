@@ -11,6 +11,7 @@ from mailactors.protocol.mime.encoding import decode_transfer_encoding
 from mailactors.protocol.mime.headers import scan_header
 
 __all__ = [
+    "SectionLike",
     "SectionNode",
     "SectionSpec",
     "binary_section",
@@ -49,6 +50,19 @@ class SectionNode(Protocol):
 
     @property
     def children(self) -> Sequence[SectionNode]: ...
+
+
+class SectionLike(Protocol):
+    """Any parsed section: our `SectionSpec` or the IMAP command parser's `Section`."""
+
+    @property
+    def part(self) -> tuple[int, ...]: ...
+
+    @property
+    def text(self) -> str | None: ...
+
+    @property
+    def fields(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +147,21 @@ def _header_fields(data: bytes, message: SectionNode, names: tuple[str, ...], ke
     return b"".join(chosen) + b"\r\n"
 
 
-def section(data: bytes, part: SectionNode, spec: SectionSpec | str | bytes) -> bytes | None:
-    """The octets of BODY[spec] of the message `data` parsed as `part`; None if none such."""
-    parsed = spec if isinstance(spec, SectionSpec) else parse_section_spec(spec)
+def _as_spec(spec: SectionLike | str | bytes) -> SectionSpec | None:
+    if isinstance(spec, SectionSpec):
+        return spec
+    if isinstance(spec, str | bytes):
+        return parse_section_spec(spec)
+    return SectionSpec(tuple(spec.part), (spec.text or "").upper(), tuple(spec.fields))
+
+
+def section(data: bytes, part: SectionNode, spec: SectionLike | str | bytes) -> bytes | None:
+    """The octets of BODY[spec] of the message `data` parsed as `part`; None if none such.
+
+    `spec` is a `SectionSpec` (or any object with its attributes), or the text between
+    the brackets.
+    """
+    parsed = _as_spec(spec)
     if parsed is None:
         return None
     if parsed.part:
@@ -167,7 +193,7 @@ def section(data: bytes, part: SectionNode, spec: SectionSpec | str | bytes) -> 
 
 
 def binary_section(
-    data: bytes, part: SectionNode, spec: SectionSpec | str | bytes | tuple[int, ...]
+    data: bytes, part: SectionNode, spec: SectionLike | str | bytes | tuple[int, ...]
 ) -> bytes | None:
     """BINARY[spec]: the part's content with its transfer encoding undone (RFC 3516 4.2).
 
@@ -177,7 +203,7 @@ def binary_section(
     if isinstance(spec, tuple):
         numbers = spec
     else:
-        parsed = spec if isinstance(spec, SectionSpec) else parse_section_spec(spec)
+        parsed = _as_spec(spec)
         # RFC 3516 4.2: section-binary = "[" [section-part] "]"
         if parsed is None or parsed.text:
             return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from mailactors.protocol.message import (
@@ -220,3 +222,24 @@ def test_sections_from_a_cached_summary() -> None:
     for spec in ("", "1", "3.HEADER", "4.2.2.2", "4.1.MIME", "4.2.HEADER.FIELDS (From)", "TEXT", "7"):
         assert section(EXAMPLE, summary.outline, spec) == section(EXAMPLE, EXAMPLE_PART, spec), spec
     assert binary_section(EXAMPLE, summary.outline, "4.1") == b"GIF=4.1"
+
+
+@dataclass(frozen=True)
+class ImapSection:
+    """The shape of the IMAP command parser's section (text None when absent)."""
+
+    part: tuple[int, ...] = ()
+    text: str | None = None
+    fields: tuple[str, ...] = ()
+
+
+def test_sections_from_another_parsers_objects() -> None:
+    assert section(EXAMPLE, EXAMPLE_PART, ImapSection()) == EXAMPLE
+    assert section(EXAMPLE, EXAMPLE_PART, ImapSection((4, 2), "HEADER.FIELDS", ("subject",))) == (
+        b"Subject: four two\r\n\r\n"
+    )
+    assert section(EXAMPLE, EXAMPLE_PART, ImapSection((4, 1), "mime")) == section(
+        EXAMPLE, EXAMPLE_PART, "4.1.MIME"
+    )
+    assert binary_section(EXAMPLE, EXAMPLE_PART, ImapSection((2,))) == b"part 2"
+    assert binary_section(EXAMPLE, EXAMPLE_PART, ImapSection((2,), "TEXT")) is None
