@@ -40,8 +40,8 @@ from dataclasses import dataclass
 # deployed servers use. Counts the non-literal octets of one command.
 MAX_COMMAND_LINE = 65536
 
-# RFC 7888 section 4: with LITERAL- "non-synchronizing literals ... are limited
-# to 4096 octets".
+# RFC 7888 section 4 (LITERAL-) and RFC 9051 section 4.3: "non-synchronizing
+# literals MUST NOT be larger than 4096 octets" unless LITERAL+ is advertised.
 MAX_LITERAL_MINUS = 4096
 
 # APPENDLIMIT (RFC 7889): the largest literal we accept by default.
@@ -281,8 +281,9 @@ class CommandReader:
                 return self._refuse(_error(tag, "NO", "[TOOBIG] Literal too big"), line)
             return self._refuse(_error(tag, "BAD", "[TOOBIG] Literal too big"), line)
         if not sync and not self.literal_plus and size > MAX_LITERAL_MINUS:
-            # RFC 7888 section 4: a LITERAL- server "MUST reject the command with a
-            # tagged BAD response with [TOOBIG]" and may read and discard the literal.
+            # RFC 7888 section 4 (LITERAL-, also RFC 9051 section 4.3): non-synchronizing
+            # literals are limited to 4096 octets; a larger one is refused with a
+            # tagged BAD carrying TOOBIG, and its octets are read and discarded.
             return self._refuse(
                 _error(tag, "BAD", "[TOOBIG] Non-synchronizing literal over 4096 octets"), line
             )

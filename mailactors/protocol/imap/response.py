@@ -283,3 +283,46 @@ def format_vanished(uids: Iterable[int] | SequenceSet, earlier: bool = False) ->
     """message-data =/ "VANISHED" [SP "(EARLIER)"] SP known-uids (RFC 7162 section 3.2.10)"""
     text = _set_text(uids)
     return untagged(f"VANISHED (EARLIER) {text}" if earlier else f"VANISHED {text}")
+
+
+def format_fetch(number: int, items: Iterable[tuple[str, bytes]]) -> bytes:
+    """message-data = nz-number SP "FETCH" SP msg-att, e.g. b"* 12 FETCH (UID 4 FLAGS ())".
+
+    Each item is (response name, already formatted value), see FetchAttr.response_name().
+    """
+    body = b" ".join(name.encode("ascii") + b" " + value for name, value in items)
+    return b"* " + str(number).encode("ascii") + b" FETCH (" + body + b")" + CRLF
+
+
+def format_list(
+    attributes: Iterable[str],
+    delimiter: str | None,
+    name: str,
+    *,
+    utf8: bool = False,
+    extended: str = "",
+    command: str = "LIST",
+) -> bytes:
+    """mailbox-list = "(" [mbx-list-flags] ")" SP (DQUOTE QUOTED-CHAR DQUOTE / nil) SP mailbox
+    [SP mbox-list-extended]; `command` may be "LSUB". `extended` is preformatted
+    extended data such as ("CHILDINFO" ("SUBSCRIBED")) (RFC 5258 section 3.5).
+    """
+    delim = b"NIL" if delimiter is None else quote_string(delimiter)
+    line = (
+        command.encode("ascii")
+        + b" "
+        + format_flags(attributes)
+        + b" "
+        + delim
+        + b" "
+        + encode_mailbox(name, utf8)
+    )
+    if extended:
+        line += b" " + extended.encode("utf-8")
+    return untagged(line)
+
+
+def format_status(name: str, items: Iterable[tuple[str, int]], utf8: bool = False) -> bytes:
+    """mailbox-data =/ "STATUS" SP mailbox SP "(" [status-att-list] ")" """
+    values = " ".join(f"{item} {value}" for item, value in items).encode("ascii")
+    return untagged(b"STATUS " + encode_mailbox(name, utf8) + b" (" + values + b")")

@@ -155,3 +155,30 @@ def test_vanished() -> None:
     assert r.format_vanished(uids, earlier=True) == b"* VANISHED (EARLIER) 300:310,405,411\r\n"
     assert r.format_vanished([405, 407, 410, 425]) == b"* VANISHED 405,407,410,425\r\n"
     assert r.format_vanished(SequenceSet(((1, 3),))) == b"* VANISHED 1:3\r\n"
+
+
+def test_fetch_list_status() -> None:
+    # RFC 9051 section 7.5.2 / RFC 3501 examples
+    assert r.format_fetch(
+        23, [("FLAGS", r.format_flags(["\\Seen"])), ("RFC822.SIZE", b"44827")]
+    ) == (b"* 23 FETCH (FLAGS (\\Seen) RFC822.SIZE 44827)\r\n")
+    assert (
+        r.format_fetch(12, [("BODY[]", r.literal(b"abc"))]) == b"* 12 FETCH (BODY[] {3}\r\nabc)\r\n"
+    )
+    assert r.format_list(["\\Noselect"], "/", "~/Mail/foo") == (
+        b'* LIST (\\Noselect) "/" ~/Mail/foo\r\n'
+    )
+    assert r.format_list([], None, "") == b'* LIST () NIL ""\r\n'
+    assert r.format_list(["\\HasNoChildren"], "/", "\u65e5\u672c") == (
+        b'* LIST (\\HasNoChildren) "/" &ZeVnLA-\r\n'
+    )
+    assert (
+        r.format_list(
+            ["\\Subscribed"], "/", "Foo", extended='("CHILDINFO" ("SUBSCRIBED"))', command="LSUB"
+        )
+        == b'* LSUB (\\Subscribed) "/" Foo ("CHILDINFO" ("SUBSCRIBED"))\r\n'
+    )
+    assert r.format_status("blurdybloop", [("MESSAGES", 231), ("UIDNEXT", 44292)]) == (
+        b"* STATUS blurdybloop (MESSAGES 231 UIDNEXT 44292)\r\n"
+    )
+    assert r.format_status("my box", []) == b'* STATUS "my box" ()\r\n'
