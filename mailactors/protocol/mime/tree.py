@@ -225,29 +225,33 @@ def _delimiter_lines(
     including the first close delimiter.
     """
     dash_boundary = b"--" + boundary
+    # The delimiter must start a line: look for it after a line end, so that occurrences
+    # inside lines are skipped by `bytes.find`, not by Python code.
+    line_boundary = b"\n" + dash_boundary
     found: list[tuple[int, int, bool]] = []
+    hit = start if data.startswith(dash_boundary, start, end) else -1
     pos = start
     while True:
-        hit = data.find(dash_boundary, pos, end)
         if hit < 0:
-            return found
+            newline_before = data.find(line_boundary, pos, end)
+            if newline_before < 0:
+                return found
+            hit = newline_before + 1
         after = hit + len(dash_boundary)
-        pos = after
-        # The delimiter must start a line.
-        if hit != start and data[hit - 1] != 0x0A:
-            continue
         close = data.startswith(b"--", after, end)
         rest = after + 2 if close else after
         newline = data.find(b"\n", rest, end)
         line_end = end if newline < 0 else newline
+        hit = -1
         # Only transport padding may follow on the line (RFC 2046 5.1.1).
         if data[rest:line_end].strip(_PADDING):
+            pos = after
             continue
-        next_line = end if newline < 0 else newline + 1
-        found.append((hit, next_line, close))
-        if close:
+        found.append((after - len(dash_boundary), end if newline < 0 else newline + 1, close))
+        if close or newline < 0:
             return found
-        pos = next_line
+        # Search again from this line's end, which may precede the next delimiter.
+        pos = newline
 
 
 def _split_multipart(
