@@ -172,3 +172,16 @@ def test_read_line_random(data: bytes, cuts: list[int]) -> None:
             else:
                 assert isinstance(line, bytes) and b"\n" not in line and len(line) <= MAX_LINE
         assert reader.buffered <= MAX_LINE + len(chunk) + 64
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.binary(max_size=300), imap_ish), st.booleans())
+def test_parse_command_on_unframed_bytes(data: bytes, utf8: bool) -> None:
+    # parse_command is public: RawCommands not produced by CommandReader (bare
+    # markers, truncated literals) must still give a command or a ParseError.
+    try:
+        parse_command(RawCommand("t", b"t " + data), utf8=utf8)
+    except ParseError as e:
+        assert e.tag == "t"
+        assert e.response.startswith(b"t BAD ") or e.response.startswith(b"t NO [")
+        assert e.response.endswith(b"\r\n")

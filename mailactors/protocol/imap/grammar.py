@@ -115,7 +115,11 @@ def parse_quoted(buf: bytes, pos: int) -> tuple[bytes, int]:
 
 
 def parse_literal(buf: bytes, pos: int, binary: bool = False) -> tuple[bytes, int]:
-    """literal = "{" number64 ["+"] "}" CRLF *CHAR8; with binary=True also literal8 (RFC 3516)."""
+    """literal = "{" number64 ["+"] "}" CRLF *CHAR8; with binary=True also literal8 (RFC 3516).
+
+    CHAR8 excludes NUL, but a NUL inside a plain literal is accepted: refusing
+    it would only make clients fail on messages they already hold.
+    """
     m = _LITERAL_RE.match(buf, pos)
     if m is None:
         raise GrammarError("expected a literal")
