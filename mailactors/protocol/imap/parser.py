@@ -161,6 +161,23 @@ def decode_base64(data: bytes) -> bytes:
         raise GrammarError("invalid base64") from None
 
 
+def decode_sasl_response(tag: str, line: bytes) -> bytes:
+    """Decode one AUTHENTICATE client response line (from CommandReader.read_line()).
+
+    RFC 9051 section 6.2.2: "If the client wishes to cancel an authentication
+    exchange, it issues a line consisting of a single "*". If the server receives
+    such a response, or if it receives an invalid BASE64 string ..., it MUST
+    reject the AUTHENTICATE command by sending a tagged BAD response." Both raise
+    ParseError carrying that BAD. An empty line is an empty response.
+    """
+    if line == b"*":
+        raise ParseError(tag, tagged(tag, "BAD", "Authentication cancelled"))
+    try:
+        return decode_base64(line)
+    except GrammarError:
+        raise ParseError(tag, tagged(tag, "BAD", "Invalid base64 in SASL response")) from None
+
+
 def _parse_login(tag: str, buf: bytes, pos: int, uid: bool, utf8: bool) -> tuple[c.Command, int]:
     """login = "LOGIN" SP userid SP password ; userid = astring ; password = astring"""
     user, pos = parse_astring_text(buf, parse_sp(buf, pos))

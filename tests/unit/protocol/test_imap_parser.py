@@ -9,7 +9,7 @@ import pytest
 from mailactors.protocol.imap import commands as c
 from mailactors.protocol.imap.fetchattr import FetchAttr, Section
 from mailactors.protocol.imap.framing import NEED_DATA, CommandReader, Continue, RawCommand
-from mailactors.protocol.imap.parser import ParseError, parse_command
+from mailactors.protocol.imap.parser import ParseError, decode_sasl_response, parse_command
 from mailactors.protocol.imap.searchkey import (
     SearchAnd,
     SearchDate,
@@ -597,3 +597,14 @@ def test_parse_error_without_tag() -> None:
         parse_command(RawCommand(None, b"+ NOOP"))
     assert exc.value.response == b"* BAD Missing or invalid command tag\r\n"
     assert exc.value.tag is None
+
+
+def test_decode_sasl_response() -> None:
+    assert decode_sasl_response("a1", b"dGVzdA==") == b"test"
+    assert decode_sasl_response("a1", b"") == b""
+    with pytest.raises(ParseError) as exc:
+        decode_sasl_response("a1", b"*")
+    assert exc.value.response == b"a1 BAD Authentication cancelled\r\n"
+    with pytest.raises(ParseError) as exc:
+        decode_sasl_response("a1", b"dGV=zdA")
+    assert exc.value.response == b"a1 BAD Invalid base64 in SASL response\r\n"
