@@ -123,7 +123,7 @@ def check_stream(chunks: list[bytes], utf8: bool, literal_plus: bool) -> None:
     assert reader.buffered <= MEMORY_BOUND
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(
     st.binary(max_size=2000),
     st.lists(st.integers(0, 4000), max_size=8),
@@ -134,13 +134,13 @@ def test_random_bytes(data: bytes, cuts: list[int], utf8: bool, literal_plus: bo
     check_stream(split(data, cuts), utf8, literal_plus)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(imap_ish, st.lists(st.integers(0, 4000), max_size=8), st.booleans(), st.booleans())
 def test_imap_like_bytes(data: bytes, cuts: list[int], utf8: bool, literal_plus: bool) -> None:
     check_stream(split(data, cuts), utf8, literal_plus)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(imap_ish, st.lists(st.integers(0, 4000), max_size=8))
 def test_chunking_does_not_change_events(data: bytes, cuts: list[int]) -> None:
     def events(chunks: list[bytes]) -> list[object]:
@@ -157,7 +157,7 @@ def test_chunking_does_not_change_events(data: bytes, cuts: list[int]) -> None:
     assert events(split(data, cuts)) == events([data])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=600), st.lists(st.integers(0, 1000), max_size=6))
 def test_read_line_random(data: bytes, cuts: list[int]) -> None:
     reader = CommandReader(max_command_line=MAX_LINE)
@@ -174,7 +174,7 @@ def test_read_line_random(data: bytes, cuts: list[int]) -> None:
         assert reader.buffered <= MAX_LINE + len(chunk) + 64
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(st.one_of(st.binary(max_size=300), imap_ish), st.booleans())
 def test_parse_command_on_unframed_bytes(data: bytes, utf8: bool) -> None:
     # parse_command is public: RawCommands not produced by CommandReader (bare
