@@ -100,6 +100,9 @@ def seq(text: str) -> SequenceSet:
             c.Authenticate("a", "PLAIN", b"test\x00test\x00test"),
         ),
         (b"a AUTHENTICATE EXTERNAL =\r\n", c.Authenticate("a", "EXTERNAL", b"")),
+        (b"a authenticate scram-sha-256\r\n", c.Authenticate("a", "SCRAM-SHA-256", None)),
+        (b"a ENABLE UTF8=ACCEPT IMAP4rev2\r\n", c.Enable("a", ("UTF8=ACCEPT", "IMAP4REV2"))),
+        (b"a UID EXPUNGE $\r\n", c.Expunge("a", SequenceSet.saved_result())),
         # RFC 2971 section 3.1
         (b"a023 ID NIL\r\n", c.Id("a023", None)),
         (
