@@ -25,6 +25,14 @@ from mailactors.actors.messages import SocketData, SocketError, SocketTimeout
 READ_CHUNK = 65536
 
 
+class ConnectionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Adds the connection id to every record, keeping the call's own fields."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(self.extra or {}), **(kwargs.get("extra") or {})}
+        return msg, kwargs
+
+
 class TlsError(Exception):
     """The TLS handshake or a TLS record failed."""
 

@@ -25,7 +25,6 @@ from mailactors.log import configure_logging
 from mailactors.protocol.sasl.scram import derive_credentials
 from mailactors.storage.files import write_file_atomic
 
-
 # --- running localserve ---------------------------------------------------------------
 
 LOCALSERVE_PASSWORD = "mailactors"  # for SCRAM; PLAIN accepts any password in localserve

@@ -16,11 +16,11 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pykka
 
-from mailactors.actors.connection import Connection, TlsError
+from mailactors.actors.connection import Connection, ConnectionLog, TlsError
 from mailactors.actors.localserve_errors import localserve_reply
 from mailactors.actors.messages import (
     AuthAllowed,
@@ -103,7 +103,7 @@ class SmtpSessionActor(pykka.ThreadingActor):
         self.settings = settings
         self.services = services
         self.listener_urn = listener_urn
-        self.log = logging.LoggerAdapter(log, {"cid": cid})
+        self.log = ConnectionLog(log, {"cid": cid})
         self.sock = sock
         self.conn: Connection | None = None
         self.smtp: smtp.SmtpServer | None = None
@@ -362,7 +362,10 @@ class SmtpSessionActor(pykka.ThreadingActor):
             stored: PasswordCredentials | None = None
             if store is not None:
                 try:
-                    stored = store.ask(GetPasswordCredentials(), timeout=ASK_TIMEOUT)
+                    stored = cast(
+                        PasswordCredentials | None,
+                        store.ask(GetPasswordCredentials(), timeout=ASK_TIMEOUT),
+                    )
                 except (pykka.ActorDeadError, pykka.Timeout):
                     self.smtp.auth_refused(Reply(454, "4.7.0", "temporary authentication failure"))
                     return

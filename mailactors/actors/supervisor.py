@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import pykka
 
@@ -334,7 +334,7 @@ class RunningServer:
 
     def store(self, account: str) -> pykka.ActorRef[Any]:
         """The StoreActor of an account (for setup work such as setting a password)."""
-        ref: pykka.ActorRef[Any] = self.supervisor.ask(GetStore(account), timeout=STOP_TIMEOUT)
+        ref = cast(pykka.ActorRef[Any], self.supervisor.ask(GetStore(account), timeout=STOP_TIMEOUT))
         return ref
 
     def stop(self) -> None:
@@ -348,7 +348,7 @@ def start_server(config: Config, log: logging.Logger | None = None) -> RunningSe
     log = log or logging.getLogger("mailactors.supervisor")
     ref = Supervisor.start(config, log)
     try:
-        bound: list[BoundService] = ref.ask(StartTree(), timeout=START_TIMEOUT * 4)
+        bound = cast(list[BoundService], ref.ask(StartTree(), timeout=START_TIMEOUT * 4))
     except BaseException:
         try:
             ref.ask(StopTree(), timeout=STOP_TIMEOUT * 4)
