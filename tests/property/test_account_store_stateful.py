@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -139,7 +140,12 @@ class AccountStoreMachine(RuleBasedStateMachine):
         conditional=st.booleans(),
     )
     def set_flags(
-        self, data: st.DataObject, name: str, flags: frozenset[str], mode: str, conditional: bool
+        self,
+        data: st.DataObject,
+        name: str,
+        flags: frozenset[str],
+        mode: Literal["add", "remove", "replace"],
+        conditional: bool,
     ) -> None:
         box = self.model[name]
         uids = self._pick_uids(data, name)
@@ -147,7 +153,6 @@ class AccountStoreMachine(RuleBasedStateMachine):
         if conditional:
             known = sorted({m.modseq for m in box.messages.values()} | {0, self.modseq})
             unchangedsince = data.draw(st.sampled_from(known))
-        assert mode in ("add", "remove", "replace")
         updated, modified, changes = self.store.set_flags(
             self.ids[name], uids, tuple(flags), mode, unchangedsince
         )

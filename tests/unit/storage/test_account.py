@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailactors.storage import account as accountmod
+from mailactors.storage import files
 from mailactors.storage.account import (
     MAX_UID,
     AccountStore,
@@ -330,7 +331,7 @@ def test_deliver_many_storage_full_commits_nothing(store: AccountStore, sources:
 def test_deliver_many_io_error_commits_nothing(
     store: AccountStore, sources: Sources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = accountmod.link_or_copy
+    real = files.link_or_copy
     calls = 0
 
     def failing_second(src: Path, dst: Path) -> None:

@@ -19,10 +19,15 @@ from mailactors.storage.db import (
 )
 from mailactors.storage.files import StorageFullError
 
+
+def _add_size(conn: apsw.Connection) -> None:
+    conn.execute("ALTER TABLE item ADD COLUMN size INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[Migration] = [
     "CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
     "CREATE TABLE tag (item_id INTEGER NOT NULL REFERENCES item(id), tag TEXT NOT NULL);",
-    lambda conn: conn.execute("ALTER TABLE item ADD COLUMN size INTEGER NOT NULL DEFAULT 0"),
+    _add_size,
 ]
 
 
