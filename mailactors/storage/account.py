@@ -597,6 +597,21 @@ class AccountStore:
                 self.log.exception("removing message file failed", extra={"path": str(path)})
                 self._unremoved.append(path)
 
+    def check_files(self) -> tuple[list[Path], list[Path]]:
+        """(rows without a file, files without a row), for verifydata.
+
+        Files without a row are what a crash between linking and COMMIT leaves; they
+        are harmless and may be removed while the account's writer is stopped.
+        """
+        expected: dict[Path, int] = {}
+        for (id_,) in self._conn.execute("SELECT id FROM message WHERE expunged = 0"):
+            expected[self._path_for_id(int(id_))] = int(id_)
+        msg = self.directory / "msg"
+        present = {p for p in msg.rglob("*") if p.is_file()} if msg.is_dir() else set()
+        missing = sorted(p for p in expected if p not in present)
+        orphans = sorted(p for p in present if p not in expected)
+        return missing, orphans
+
     # ---- messages -------------------------------------------------------------------------
 
     def messages(self, mailbox_id: int, *, include_expunged: bool = False) -> list[MessageInfo]:

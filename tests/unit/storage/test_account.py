@@ -626,3 +626,32 @@ def test_changes_and_records_pickle(store: AccountStore, sources: Sources) -> No
     _, changes = store.create_mailbox("P")
     for obj in [m, *changes, store.mailbox("P")]:
         assert pickle.loads(pickle.dumps(obj)) == obj
+
+
+def test_check_files(store: AccountStore, sources: Sources) -> None:
+    a = deliver(store, sources, b"a")
+    b = deliver(store, sources, b"b")
+    assert store.check_files() == ([], [])
+    orphan = store.directory / "msg" / "0" / "999"
+    orphan.write_bytes(b"orphan")
+    store.message_path(a).unlink()  # test-only damage
+    assert store.check_files() == ([store.message_path(a)], [orphan])
+    store.expunge(b.mailbox_id, [b.uid])
+    assert store.check_files() == ([store.message_path(a)], [orphan])
+
+
+def test_readonly_store_of_a_closed_account(
+    tmp_path: Path, log: logging.Logger, sources: Sources
+) -> None:
+    writer = AccountStore(tmp_path / "acc", log)
+    writer.init()
+    writer.ensure_default_mailboxes()
+    m = deliver(writer, sources, b"x")
+    writer.close()
+    reader = AccountStore(tmp_path / "acc", log, readonly=True)
+    reader.init()
+    try:
+        assert reader.messages(m.mailbox_id) == [m]
+        assert reader.check_files() == ([], [])
+    finally:
+        reader.close()
