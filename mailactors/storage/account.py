@@ -320,7 +320,9 @@ class AccountStore:
         if not self.readonly:
             (self.directory / "msg").mkdir(parents=True, exist_ok=True)
         self.db.init()
-        if not self.readonly:
+        if self.readonly:
+            return
+        try:
             with self.db.transaction() as conn:
                 if conn.execute("SELECT 1 FROM uidvalidity").fetchone() is None:
                     # RFC 3501 2.3.1.1: UIDVALIDITY must grow if a mailbox name is
@@ -329,6 +331,9 @@ class AccountStore:
                     conn.execute(
                         "INSERT INTO uidvalidity (id, next) VALUES (1, ?)", (int(time.time()),)
                     )
+        except BaseException:
+            self.db.close()
+            raise
 
     def close(self) -> None:
         """Retry pending file removals, then close the database (idempotent)."""
