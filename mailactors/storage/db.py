@@ -160,7 +160,11 @@ class Database:
             _registry.pop(id(self), None)
         try:
             if not self.readonly:
+                # Refresh query planner statistics (apsw.bestpractice); failing to is
+                # no reason to fail the close.
                 conn.pragma("optimize")
+        except apsw.Error:
+            self.log.warning("PRAGMA optimize failed at close", exc_info=True)
         finally:
             conn.close()
         self.log.debug("database closed", extra={"path": str(self.path)})
