@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import time
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from typing import Any, BinaryIO, Literal
 
 import apsw
 
+from mailactors.protocol.message import summarize
 from mailactors.storage.changes import (
     Change,
     ChangeAddMailbox,
@@ -123,6 +125,9 @@ MIGRATIONS: list[Migration] = [
         server_key BLOB NOT NULL
     );
     """,
+    # 1 -> 2: a cached summary (protocol.message.Summary bytes) per message, so FETCH
+    # ENVELOPE/BODYSTRUCTURE and section lookups read a row instead of parsing files.
+    "ALTER TABLE message ADD COLUMN summary BLOB;",
 ]
 
 
@@ -664,14 +669,20 @@ class AccountStore:
         return uid
 
     def _insert_message(
-        self, mailbox_id: int, flags: tuple[str, ...], size: int, received_ms: int
+        self,
+        mailbox_id: int,
+        flags: tuple[str, ...],
+        size: int,
+        received_ms: int,
+        summary: bytes | None = None,
     ) -> MessageInfo:
         modseq = self._next_modseq()
         uid = self._take_uid(mailbox_id)
         row = self._conn.execute(
-            "INSERT INTO message (mailbox_id, uid, modseq, createseq, flags, size, received)"
-            f" VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {_MESSAGE_COLUMNS}",
-            (mailbox_id, uid, modseq, modseq, _flags_text(flags), size, received_ms),
+            "INSERT INTO message"
+            " (mailbox_id, uid, modseq, createseq, flags, size, received, summary)"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_MESSAGE_COLUMNS}",
+            (mailbox_id, uid, modseq, modseq, _flags_text(flags), size, received_ms, summary),
         ).fetchone()
         assert row is not None
         return _message_from_row(row)
@@ -726,7 +737,9 @@ class AccountStore:
             size = req.source.stat().st_size
         except OSError as exc:
             return DeliveryOutcome(index, None, f"cannot read message source: {exc}", ())
-        info = self._insert_message(mb.id, flags, size, received_ms)
+        info = self._insert_message(
+            mb.id, flags, size, received_ms, self._summary_of_file(req.source)
+        )
         self._link_message(req.source, info.id, linked, dirs)
         change = ChangeAddUID(mb.id, info.uid, info.modseq, info.flags, info.size)
         return DeliveryOutcome(index, info, None, (change,))
@@ -855,6 +868,11 @@ class AccountStore:
         for m in rows:
             received_ms = _ms(m.received)
             info = self._insert_message(dst.id, m.flags, m.size, received_ms)
+            self._conn.execute(
+                "UPDATE message SET summary = (SELECT summary FROM message WHERE id = ?)"
+                " WHERE id = ?",
+                (m.id, info.id),
+            )
             self._link_message(self._path_for_id(m.id), info.id, linked, dirs)
             pairs.append((m.uid, info.uid))
             changes.append(ChangeAddUID(dst.id, info.uid, info.modseq, info.flags, info.size))
@@ -937,6 +955,60 @@ class AccountStore:
             else:
                 changed.append(m)
         return changed, vanished
+
+    def _summary_of_file(self, path: Path) -> bytes | None:
+        """The cached summary of a message file; None when it cannot be read or parsed
+        (readers then parse the file themselves)."""
+        try:
+            f = open_file(path, "rb")
+            try:
+                data = f.read()
+            finally:
+                f.close()
+            return summarize(data)
+        except Exception:
+            self.log.warning("summarizing message failed", extra={"path": str(path)}, exc_info=True)
+            return None
+
+    def uids(self, mailbox_id: int) -> array[int]:
+        """The uids of a mailbox's messages (not expunged), ascending, as a compact array."""
+        out = array("I")
+        for (uid,) in self._conn.execute(
+            "SELECT uid FROM message WHERE mailbox_id = ? AND expunged = 0 ORDER BY uid",
+            (mailbox_id,),
+        ):
+            out.append(uid)
+        return out
+
+    def messages_by_uid(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageInfo]:
+        """Messages (not expunged) with these uids, ordered by uid."""
+        return self._messages_by_uid(mailbox_id, uids)
+
+    def summaries(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
+        """Cached summaries by uid for those of `uids` that have one."""
+        wanted = sorted(set(uids))
+        out: dict[int, bytes] = {}
+        if not wanted:
+            return out
+        if len(wanted) > _MAX_IN_LIST:
+            keep = set(wanted)
+            rows = self._conn.execute(
+                "SELECT uid, summary FROM message WHERE mailbox_id = ? AND expunged = 0"
+                " AND summary IS NOT NULL",
+                (mailbox_id,),
+            )
+            for uid, summary in rows:
+                if uid in keep:
+                    out[int(uid)] = bytes(summary)
+            return out
+        marks = ", ".join("?" * len(wanted))
+        for uid, summary in self._conn.execute(
+            f"SELECT uid, summary FROM message WHERE mailbox_id = ? AND expunged = 0"
+            f" AND summary IS NOT NULL AND uid IN ({marks})",
+            (mailbox_id, *wanted),
+        ):
+            out[int(uid)] = bytes(summary)
+        return out
 
     def _undo_links(self, linked: Sequence[Path]) -> None:
         """After a rollback: remove the files linked for rows that were not committed.
