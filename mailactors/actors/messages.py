@@ -131,6 +131,116 @@ class Changes:
     changes: tuple[Change, ...]
 
 
+# --- IMAP sessions -> stores (asked with a timeout) ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreateMailbox:
+    """CREATE (RFC 3501 6.3.3); answered by StoreDone or StoreFailed."""
+
+    name: str
+    special_use: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMailbox:
+    """DELETE (RFC 3501 6.3.4); answered by StoreDone or StoreFailed."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenameMailbox:
+    """RENAME with children (RFC 3501 6.3.5); answered by StoreDone or StoreFailed."""
+
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeMailbox:
+    """SUBSCRIBE / UNSUBSCRIBE (`subscribe` False); answered by StoreDone or StoreFailed."""
+
+    name: str
+    subscribe: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AppendMessages:
+    """APPEND / MULTIAPPEND (RFC 3502): answered by Appended or StoreFailed."""
+
+    mailbox: str
+    deliveries: tuple[Delivery, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SetFlags:
+    """STORE (RFC 3501 6.4.6, UNCHANGEDSINCE RFC 7162 3.1.3); answered by FlagsSet."""
+
+    mailbox_id: int
+    uids: tuple[int, ...]
+    flags: tuple[str, ...]
+    mode: str  # "add", "remove" or "replace"
+    unchangedsince: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExpungeMessages:
+    """EXPUNGE (uids None: every \\Deleted message) or UID EXPUNGE; answered by StoreDone."""
+
+    mailbox_id: int
+    uids: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CopyMessages:
+    """COPY, or MOVE when `move` (RFC 6851); answered by Copied or StoreFailed."""
+
+    mailbox_id: int
+    uids: tuple[int, ...]
+    destination: str
+    move: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoreDone:
+    """A write committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFailed:
+    """A write was refused; `kind` says which IMAP response code fits.
+
+    Kinds: "nonexistent", "exists", "name", "haschildren", "uidspace", "full", "error".
+    """
+
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The uids of appended messages, in order (RFC 4315 APPENDUID)."""
+
+    uidvalidity: int
+    uids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FlagsSet:
+    """Result of SetFlags: uids failing UNCHANGEDSINCE (RFC 7162 3.1.3 MODIFIED)."""
+
+    modified: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Copied:
+    """(source uid, destination uid) pairs and the destination's UIDVALIDITY (RFC 4315)."""
+
+    uidvalidity: int
+    pairs: tuple[tuple[int, int], ...]
+
+
 # --- sessions -> auth limiter ------------------------------------------------------
 
 

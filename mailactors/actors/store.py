@@ -9,24 +9,46 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pykka
 
 from mailactors.actors.messages import (
+    Appended,
+    AppendMessages,
     Changes,
+    Copied,
+    CopyMessages,
+    CreateMailbox,
+    DeleteMailbox,
     DeliveredMessage,
     DeliverMessages,
     DeliveryResult,
+    ExpungeMessages,
+    FlagsSet,
     GetPasswordCredentials,
     PasswordCredentials,
     Ping,
+    RenameMailbox,
+    SetFlags,
     SetPasswordCredentials,
+    StoreDone,
+    StoreFailed,
     Subscribe,
+    SubscribeMailbox,
     Unsubscribe,
 )
 from mailactors.actors.tell import tell_urn
-from mailactors.storage.account import AccountStore, DeliveryRequest
+from mailactors.storage.account import (
+    AccountStore,
+    AccountStoreError,
+    DeliveryRequest,
+    MailboxExistsError,
+    MailboxHasChildrenError,
+    MailboxNameError,
+    MailboxNotFoundError,
+    UidSpaceExhaustedError,
+)
 from mailactors.storage.changes import Change
 from mailactors.storage.files import StorageFullError
 
@@ -45,7 +67,9 @@ class StoreActor(pykka.ThreadingActor):
         self.log = log
         self.store: AccountStore | None = None
         self.pending: list[DeliverMessages] = []
-        self.subscribers: set[str] = set()
+        # Subscriber URN -> its ref, looked up once (a registry lookup per event and
+        # subscriber would cost O(actors) each with hundreds of IDLE sessions).
+        self.subscribers: dict[str, pykka.ActorRef[Any] | None] = {}
 
     def on_start(self) -> None:
         self.store = AccountStore(self.directory, self.log)
@@ -90,11 +114,15 @@ class StoreActor(pykka.ThreadingActor):
             self.store.set_password_credentials(c.salt, c.iterations, c.stored_key, c.server_key)
             return True
         if isinstance(message, Subscribe):
-            self.subscribers.add(message.subscriber)
+            self.subscribers[message.subscriber] = pykka.ActorRegistry.get_by_urn(
+                message.subscriber
+            )
             return True
         if isinstance(message, Unsubscribe):
-            self.subscribers.discard(message.subscriber)
+            self.subscribers.pop(message.subscriber, None)
             return True
+        if isinstance(message, _WRITES):
+            return self._write(message)
         if isinstance(message, Ping):
             return True
         raise TypeError(f"StoreActor: unexpected message {type(message).__name__}")
@@ -156,10 +184,131 @@ class StoreActor(pykka.ThreadingActor):
             self.log.debug("group commit", extra={"requests": len(batch), "messages": len(requests)})
         self._publish(changes)
 
+    def _write(self, message: Any) -> Any:
+        """Carry out one IMAP write; publish its changes before answering the asker."""
+        assert self.store is not None
+        try:
+            answer, changes = self._apply(message)
+        except MailboxNotFoundError as exc:
+            return StoreFailed("nonexistent", str(exc))
+        except MailboxExistsError as exc:
+            return StoreFailed("exists", str(exc))
+        except MailboxHasChildrenError as exc:
+            return StoreFailed("haschildren", str(exc))
+        except MailboxNameError as exc:
+            return StoreFailed("name", str(exc))
+        except UidSpaceExhaustedError as exc:
+            return StoreFailed("uidspace", str(exc))
+        except StorageFullError as exc:
+            self.log.error("write failed: storage full", extra={"err": str(exc)})
+            return StoreFailed("full", "storage full")
+        except (AccountStoreError, ValueError) as exc:
+            return StoreFailed("error", str(exc))
+        self._publish(changes)
+        return answer
+
+    def _apply(self, message: Any) -> tuple[Any, list[Change]]:
+        store = self.store
+        assert store is not None
+        if isinstance(message, SetFlags):
+            _, modified, changes = store.set_flags(
+                message.mailbox_id,
+                message.uids,
+                message.flags,
+                _flag_mode(message.mode),
+                message.unchangedsince,
+            )
+            return FlagsSet(tuple(modified)), changes
+        if isinstance(message, ExpungeMessages):
+            _, changes = store.expunge(message.mailbox_id, message.uids)
+            return StoreDone(), changes
+        if isinstance(message, CopyMessages):
+            dst = store.mailbox(message.destination)
+            if dst is None:
+                raise MailboxNotFoundError(f"mailbox {message.destination!r} does not exist")
+            if message.move:
+                pairs, changes = store.move_messages(
+                    message.mailbox_id, message.uids, message.destination
+                )
+            else:
+                pairs, changes = store.copy_messages(
+                    message.mailbox_id, message.uids, message.destination
+                )
+            return Copied(dst.uidvalidity, tuple(pairs)), changes
+        if isinstance(message, AppendMessages):
+            return self._append(message)
+        if isinstance(message, CreateMailbox):
+            _, changes = store.create_mailbox(message.name, message.special_use)
+            return StoreDone(), changes
+        if isinstance(message, DeleteMailbox):
+            return StoreDone(), store.delete_mailbox(message.name)
+        if isinstance(message, RenameMailbox):
+            return StoreDone(), store.rename_mailbox(message.old, message.new)
+        if isinstance(message, SubscribeMailbox):
+            if message.subscribe:
+                store.subscribe(message.name)
+            else:
+                store.unsubscribe(message.name)
+            return StoreDone(), []
+        raise TypeError(f"StoreActor: unexpected write {type(message).__name__}")
+
+    def _append(self, message: AppendMessages) -> tuple[Any, list[Change]]:
+        store = self.store
+        assert store is not None
+        mb = store.mailbox(message.mailbox)
+        if mb is None:
+            raise MailboxNotFoundError(f"mailbox {message.mailbox!r} does not exist")
+        requests = [
+            DeliveryRequest(message.mailbox, Path(d.source), d.received, d.flags)
+            for d in message.deliveries
+        ]
+        outcomes = store.deliver_many(requests)
+        changes: list[Change] = []
+        uids: list[int] = []
+        errors = [o.error for o in outcomes if o.error is not None or o.message is None]
+        for o in outcomes:
+            changes.extend(o.changes)
+            if o.message is not None:
+                uids.append(o.message.uid)
+        if errors:
+            self._publish(changes)
+            if any("storage full" in (e or "") for e in errors):
+                raise StorageFullError(28, "storage full")
+            raise AccountStoreError(errors[0] or "append failed")
+        return Appended(mb.uidvalidity, tuple(uids)), changes
+
     def _publish(self, changes: list[Change]) -> None:
         if not changes or not self.subscribers:
             return
         event = Changes(self.account, tuple(changes))
-        for urn in list(self.subscribers):
-            if not tell_urn(urn, event, self.log):
-                self.subscribers.discard(urn)
+        for urn, ref in list(self.subscribers.items()):
+            if ref is None:
+                if not tell_urn(urn, event, self.log):
+                    self.subscribers.pop(urn, None)
+                continue
+            try:
+                ref.tell(event)
+            except pykka.ActorDeadError:
+                self.subscribers.pop(urn, None)
+
+
+_WRITES = (
+    SetFlags,
+    ExpungeMessages,
+    CopyMessages,
+    AppendMessages,
+    CreateMailbox,
+    DeleteMailbox,
+    RenameMailbox,
+    SubscribeMailbox,
+)
+
+
+def _flag_mode(mode: str) -> Literal["add", "remove", "replace"]:
+    if mode == "add":
+        return "add"
+    if mode == "remove":
+        return "remove"
+    if mode == "replace":
+        return "replace"
+    raise ValueError(f"unknown flag mode {mode!r}")

@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import pykka
 
+from mailactors.actors.imap.session import ImapListenerSettings, ImapSessionActor
 from mailactors.actors.limiter import AuthLimiterActor
 from mailactors.actors.listener import ListenerActor, SessionFactory, StopSessions, UpdateServices
 from mailactors.actors.messages import CheckChildren, Ping
@@ -40,6 +41,7 @@ RESTART_BACKOFF_MAX = 30.0
 RESTART_BACKOFF_RESET = 60.0
 
 SMTP_KINDS = ("smtp", "submission", "submissions")
+IMAP_KINDS = ("imap", "imaps")
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,7 @@ class Supervisor(pykka.ThreadingActor):
         assert self.services is not None
         session_log = logging.getLogger("mailactors.smtpserver")
         listener_log = logging.getLogger("mailactors.listener")
+        imap_log = logging.getLogger("mailactors.imapserver")
         for lname, listener in self.config.static.listeners.items():
             hostname = listener.hostname or self.config.static.hostname
             for kind in SMTP_KINDS:
@@ -225,7 +228,27 @@ class Supervisor(pykka.ThreadingActor):
                     ref.ask(Ping(), timeout=START_TIMEOUT)
                     self.state.listeners.append(ref)
                     self.bound.append(BoundService(lname, kind, ip, port))
-            for other in ("imap", "imaps", "http", "https"):
+            for kind in IMAP_KINDS:
+                imap_service = getattr(listener, kind)
+                if imap_service is None:
+                    continue
+                if kind == "imaps" and listener.tls is None:
+                    self.log.error("imaps needs tls on the listener", extra={"listener": lname})
+                    continue
+                imap_factory = _imap_factory(
+                    ImapListenerSettings(kind=kind, hostname=hostname, tls=listener.tls),
+                    imap_log,
+                )
+                for ip in listener.ips:
+                    sock = bind_socket(ip, imap_service.port)
+                    port = sock.getsockname()[1]
+                    ref = ListenerActor.start(
+                        f"{lname}/{kind}/{ip}", sock, imap_factory, self.services, listener_log
+                    )
+                    ref.ask(Ping(), timeout=START_TIMEOUT)
+                    self.state.listeners.append(ref)
+                    self.bound.append(BoundService(lname, kind, ip, port))
+            for other in ("http", "https"):
                 if getattr(listener, other, None) is not None:
                     self.log.info(
                         "service configured but not served by this version",
@@ -315,6 +338,15 @@ def _smtp_factory(settings: SmtpListenerSettings, log: logging.Logger) -> Sessio
         sock: socket.socket, peer_ip: str, cid: str, services: Services, listener_urn: str
     ) -> pykka.ActorRef[Any]:
         return SmtpSessionActor.start(sock, peer_ip, cid, settings, services, listener_urn, log)
+
+    return start
+
+
+def _imap_factory(settings: ImapListenerSettings, log: logging.Logger) -> SessionFactory:
+    def start(
+        sock: socket.socket, peer_ip: str, cid: str, services: Services, listener_urn: str
+    ) -> pykka.ActorRef[Any]:
+        return ImapSessionActor.start(sock, peer_ip, cid, settings, services, listener_urn, log)
 
     return start
 

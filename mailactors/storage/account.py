@@ -980,6 +980,25 @@ class AccountStore:
             out.append(uid)
         return out
 
+    def snapshot(self, mailbox_id: int) -> tuple[array[int], int]:
+        """(uids, HIGHESTMODSEQ) of a mailbox from one consistent read (IMAP SELECT)."""
+        with self.db.read_transaction():
+            uids = self.uids(mailbox_id)
+            return uids, self.highest_modseq(mailbox_id)
+
+    def mailbox_counts(self, mailbox_id: int) -> tuple[int, int, int, int]:
+        """(messages, unseen, deleted, total size) of a mailbox (IMAP STATUS)."""
+        row = self._conn.execute(
+            "SELECT count(*),"
+            " sum(CASE WHEN instr(' ' || flags || ' ', ' \\Seen ') = 0 THEN 1 ELSE 0 END),"
+            " sum(CASE WHEN instr(' ' || flags || ' ', ' \\Deleted ') > 0 THEN 1 ELSE 0 END),"
+            " sum(size)"
+            " FROM message WHERE mailbox_id = ? AND expunged = 0",
+            (mailbox_id,),
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
+
     def messages_by_uid(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageInfo]:
         """Messages (not expunged) with these uids, ordered by uid."""
         return self._messages_by_uid(mailbox_id, uids)
