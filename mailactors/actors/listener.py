@@ -8,6 +8,7 @@ for them.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -103,6 +104,9 @@ class ListenerActor(pykka.ThreadingActor):
                     continue
                 return
             conn.settimeout(None)
+            # Replies are small and answer what the client waits for: no Nagle delay.
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 self.actor_ref.tell(Accepted(conn, addr[0]))
             except pykka.ActorDeadError:
