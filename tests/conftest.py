@@ -23,6 +23,7 @@ def _windows_file_semantics() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _no_leaks() -> Iterator[None]:
     """Fail a test that leaves a database, a file or an actor behind."""
+    dbs_before, files_before = set(db.open_databases()), set(files.open_files())
     yield
     # Actors stop asynchronously after their last message; give them a moment.
     deadline = time.monotonic() + 5
@@ -33,9 +34,9 @@ def _no_leaks() -> Iterator[None]:
         names = sorted(ref.actor_class.__name__ for ref in actors)
         pykka.ActorRegistry.stop_all(block=True, timeout=10)
         pytest.fail(f"actors left running: {names}")
-    leaked_dbs = db.open_databases()
+    leaked_dbs = [p for p in db.open_databases() if p not in dbs_before]
     assert leaked_dbs == [], f"databases left open: {leaked_dbs}"
-    leaked_files = files.open_files()
+    leaked_files = [p for p in files.open_files() if p not in files_before]
     assert leaked_files == [], f"files left open: {leaked_files}"
     stray = [t.name for t in threading.enumerate() if t.name.startswith(("reader-", "accept-"))]
     deadline = time.monotonic() + 5

@@ -52,7 +52,7 @@ class Served:
 
 
 def read_mailbox(config: Config, account: str, mailbox: str) -> list[tuple[MessageInfo, bytes]]:
-    store = AccountStore(config.static.data_dir / "accounts" / account, log)
+    store = AccountStore(config.static.data_dir / "accounts" / account, log, readonly=True)
     store.init()
     try:
         mb = store.mailbox(mailbox)
