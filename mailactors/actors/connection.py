@@ -3,9 +3,10 @@
 The reader thread only moves socket bytes into SocketData messages for its session
 actor. TLS runs on the actor's thread through an ssl.SSLObject over memory BIOs, so
 one SSL object is never used from two threads, and STARTTLS switches the byte stream
-in place. Flow control: the reader holds one permit per chunk and the actor gives it
-back only when it wants more input, so a client that floods the server fills its own
-socket buffers, not our memory.
+in place. Flow control: the reader may hand over a few chunks ahead of the actor
+(credit); the actor returns credit only when it wants more input (not while it waits
+for a store), so a client that floods the server fills its own socket buffers, not
+our memory.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from mailactors.actors.messages import SocketData, SocketError, SocketTimeout
 
 # Bytes asked from the socket per read.
 READ_CHUNK = 65536
+# Chunks the reader may hand over before the session consumed them; bounds the memory
+# a flooding client can make us hold to this many READ_CHUNKs.
+MAX_UNCONSUMED_CHUNKS = 4
 
 
 class ConnectionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -53,14 +57,15 @@ class Connection:
         self.log = log
         self.cid = cid
         self.idle_timeout = idle_timeout
-        self._permit = threading.Semaphore(1)
+        self._credit = threading.Condition()
+        self._unconsumed = 0
+        self._reader_waiting = False
         self._closed = threading.Event()
         self._reader: threading.Thread | None = None
         self._tls: ssl.SSLObject | None = None
         self._tls_in: ssl.MemoryBIO | None = None
         self._tls_out: ssl.MemoryBIO | None = None
         self.tls_established = False
-        self._permit_held_by_actor = False
 
     # --- reading ------------------------------------------------------------------
 
@@ -73,9 +78,14 @@ class Connection:
 
     def _read_loop(self) -> None:
         while not self._closed.is_set():
-            self._permit.acquire()
-            if self._closed.is_set():
-                return
+            with self._credit:
+                while self._unconsumed >= MAX_UNCONSUMED_CHUNKS and not self._closed.is_set():
+                    self._reader_waiting = True
+                    self._credit.wait()
+                self._reader_waiting = False
+                if self._closed.is_set():
+                    return
+                self._unconsumed += 1
             try:
                 data = self.sock.recv(READ_CHUNK)
             except TimeoutError:
@@ -96,8 +106,15 @@ class Connection:
         return True
 
     def want_more(self) -> None:
-        """Let the reader fetch the next chunk (called once per SocketData handled)."""
-        self._permit.release()
+        """Give the reader credit for one more chunk (once per SocketData handled).
+
+        The reader keeps reading while it has credit, so the common case needs no
+        wake-up of the reader thread at all.
+        """
+        with self._credit:
+            self._unconsumed -= 1
+            if self._reader_waiting:
+                self._credit.notify()
 
     # --- TLS ----------------------------------------------------------------------
 
@@ -205,4 +222,5 @@ class Connection:
         except OSError:
             pass  # already disconnected by the peer
         self.sock.close()
-        self._permit.release()  # wake the reader so it sees the close
+        with self._credit:
+            self._credit.notify()  # wake the reader so it sees the close

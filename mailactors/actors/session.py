@@ -112,7 +112,7 @@ class SmtpSessionActor(pykka.ThreadingActor):
         self.tx = Transaction()
         self.request_ids = iter(range(1, 1 << 62))
         self.closing = False
-        self.want_input_after_decision = False
+        self.credit_owed = 0  # input chunks handled while waiting for stores
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -131,6 +131,7 @@ class SmtpSessionActor(pykka.ThreadingActor):
             )
         )
         self.localserve = config.static.localserve
+        self.handlers = self._handlers()
         self.conn = Connection(self.sock, self.actor_ref, self.log.logger, self.cid, SMTP_IDLE_TIMEOUT)
         self.log.info("new connection", extra={"remote": self.peer_ip, "kind": s.kind})
         if s.kind == "submissions":
@@ -219,7 +220,7 @@ class SmtpSessionActor(pykka.ThreadingActor):
         self._pump()
         if not eof and not self.closing:
             if self.tx.waiting:
-                self.want_input_after_decision = True
+                self.credit_owed += 1
             else:
                 self.conn.want_more()
 
@@ -230,7 +231,7 @@ class SmtpSessionActor(pykka.ThreadingActor):
             event = self.smtp.next_event()
             if event is smtp.NEED_DATA or event is smtp.PAUSED:
                 break
-            handler = self._handlers().get(type(event))
+            handler = self.handlers.get(type(event))
             if handler is None:
                 raise TypeError(f"unhandled SMTP event {type(event).__name__}")
             handler(event)
@@ -521,8 +522,8 @@ class SmtpSessionActor(pykka.ThreadingActor):
         self._discard_spool()
         self.smtp.respond(reply)
         self._pump()
-        if self.want_input_after_decision and not self.closing:
-            self.want_input_after_decision = False
+        while self.credit_owed and not self.closing:
+            self.credit_owed -= 1
             self.conn.want_more()
 
     def _on_quit(self, event: smtp.Quit) -> None:
