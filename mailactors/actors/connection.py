@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import ssl
+import struct
 import threading
 from typing import Any
 
@@ -27,6 +29,23 @@ READ_CHUNK = 65536
 # Chunks the reader may hand over before the session consumed them; bounds the memory
 # a flooding client can make us hold to this many READ_CHUNKs.
 MAX_UNCONSUMED_CHUNKS = 4
+
+
+def set_kernel_timeouts(sock: socket.socket, seconds: float) -> None:
+    """Idle timeouts enforced by the kernel (SO_RCVTIMEO/SO_SNDTIMEO) on a blocking socket.
+
+    A Python-level socket timeout costs a poll() before every recv and send; the
+    kernel options cost nothing per call. A recv that times out raises
+    BlockingIOError (EAGAIN); a send that times out fails the same way.
+    """
+    sock.settimeout(None)
+    if os.name == "nt":
+        value = struct.pack("<I", int(seconds * 1000))  # DWORD milliseconds
+    else:
+        whole = int(seconds)
+        value = struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))  # struct timeval
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
 
 
 class ConnectionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -70,7 +89,7 @@ class Connection:
     # --- reading ------------------------------------------------------------------
 
     def start_reader(self) -> None:
-        self.sock.settimeout(self.idle_timeout)
+        set_kernel_timeouts(self.sock, self.idle_timeout)
         self._reader = threading.Thread(
             target=self._read_loop, name=f"reader-{self.cid}", daemon=True
         )
@@ -88,7 +107,7 @@ class Connection:
                 self._unconsumed += 1
             try:
                 data = self.sock.recv(READ_CHUNK)
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):
                 self._tell(SocketTimeout())
                 return
             except OSError as exc:
