@@ -50,8 +50,6 @@ from mailactors.storage.files import SpoolFile, StorageFullError, create_spool_f
 SMTP_IDLE_TIMEOUT = 300.0
 # Upper bound for asks down the hierarchy (store, limiter).
 ASK_TIMEOUT = 30.0
-# How long a session waits for the stores to commit a message before answering 451.
-DELIVERY_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +79,6 @@ class Transaction:
     spool_failed: bool = False
     waiting: dict[int, str] = field(default_factory=dict)  # request id -> account
     results: list[DeliveryResult] = field(default_factory=list)
-    deadline: float = 0.0
 
 
 class SmtpSessionActor(pykka.ThreadingActor):
