@@ -127,7 +127,15 @@ MIGRATIONS: list[Migration] = [
     """,
     # 1 -> 2: a cached summary (protocol.message.Summary bytes) per message, so FETCH
     # ENVELOPE/BODYSTRUCTURE and section lookups read a row instead of parsing files.
-    "ALTER TABLE message ADD COLUMN summary BLOB;",
+    # A table of its own keeps message rows small (flag and uid scans stay fast);
+    # the index answers "uids of a mailbox" without touching the rows.
+    """
+    CREATE TABLE message_summary (
+        message_id INTEGER PRIMARY KEY REFERENCES message(id) ON DELETE CASCADE,
+        summary BLOB NOT NULL
+    );
+    CREATE INDEX message_mailbox_expunged_uid ON message (mailbox_id, expunged, uid);
+    """,
 ]
 
 
@@ -679,12 +687,16 @@ class AccountStore:
         modseq = self._next_modseq()
         uid = self._take_uid(mailbox_id)
         row = self._conn.execute(
-            "INSERT INTO message"
-            " (mailbox_id, uid, modseq, createseq, flags, size, received, summary)"
-            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_MESSAGE_COLUMNS}",
-            (mailbox_id, uid, modseq, modseq, _flags_text(flags), size, received_ms, summary),
+            "INSERT INTO message (mailbox_id, uid, modseq, createseq, flags, size, received)"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {_MESSAGE_COLUMNS}",
+            (mailbox_id, uid, modseq, modseq, _flags_text(flags), size, received_ms),
         ).fetchone()
         assert row is not None
+        if summary is not None:
+            self._conn.execute(
+                "INSERT INTO message_summary (message_id, summary) VALUES (?, ?)",
+                (row[0], summary),
+            )
         return _message_from_row(row)
 
     def deliver_many(self, requests: Sequence[DeliveryRequest]) -> list[DeliveryOutcome]:
@@ -825,6 +837,7 @@ class AccountStore:
                 " WHERE id = ?",
                 (modseq, m.id),
             )
+            self._conn.execute("DELETE FROM message_summary WHERE message_id = ?", (m.id,))
         return [m.uid for m in rows], modseq
 
     def expunge(
@@ -869,9 +882,9 @@ class AccountStore:
             received_ms = _ms(m.received)
             info = self._insert_message(dst.id, m.flags, m.size, received_ms)
             self._conn.execute(
-                "UPDATE message SET summary = (SELECT summary FROM message WHERE id = ?)"
-                " WHERE id = ?",
-                (m.id, info.id),
+                "INSERT INTO message_summary (message_id, summary)"
+                " SELECT ?, summary FROM message_summary WHERE message_id = ?",
+                (info.id, m.id),
             )
             self._link_message(self._path_for_id(m.id), info.id, linked, dirs)
             pairs.append((m.uid, info.uid))
@@ -1012,8 +1025,9 @@ class AccountStore:
         if len(wanted) > _MAX_IN_LIST:
             keep = set(wanted)
             rows = self._conn.execute(
-                "SELECT uid, summary FROM message WHERE mailbox_id = ? AND expunged = 0"
-                " AND summary IS NOT NULL",
+                "SELECT m.uid, s.summary FROM message m"
+                " JOIN message_summary s ON s.message_id = m.id"
+                " WHERE m.mailbox_id = ? AND m.expunged = 0",
                 (mailbox_id,),
             )
             for uid, summary in rows:
@@ -1022,8 +1036,9 @@ class AccountStore:
             return out
         marks = ", ".join("?" * len(wanted))
         for uid, summary in self._conn.execute(
-            f"SELECT uid, summary FROM message WHERE mailbox_id = ? AND expunged = 0"
-            f" AND summary IS NOT NULL AND uid IN ({marks})",
+            "SELECT m.uid, s.summary FROM message m"
+            " JOIN message_summary s ON s.message_id = m.id"
+            f" WHERE m.mailbox_id = ? AND m.expunged = 0 AND m.uid IN ({marks})",
             (mailbox_id, *wanted),
         ):
             out[int(uid)] = bytes(summary)

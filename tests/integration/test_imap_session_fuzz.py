@@ -12,10 +12,9 @@ import re
 import socket
 from pathlib import Path
 
+from conftest import start_localserve  # type: ignore[import-not-found]
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import start_localserve  # type: ignore[import-not-found]
 
 _LINE = re.compile(rb"(\* |\+ |[!#$&',\-./0-9:;<=>?@A-Z\[\]^_`a-z|}~]+ (OK|NO|BAD)\b)")
 
