@@ -143,11 +143,11 @@ def store(s: ImapSessionActor, cmd: c.Store) -> Result:
         own = frozenset(uids)
         if cmd.silent and s.notify.condstore:
             # RFC 7162 3.1.3: with .SILENT the MODSEQ is still reported.
-            s._sync(allow_expunge=cmd.uid, modseq_only=own)
+            s._sync(allow_expunge=cmd.uid, modseq_only=own, with_uid=cmd.uid)
         elif cmd.silent:
-            s._sync(allow_expunge=cmd.uid, quiet=own)
+            s._sync(allow_expunge=cmd.uid, quiet=own, with_uid=cmd.uid)
         else:
-            s._sync(allow_expunge=cmd.uid)
+            s._sync(allow_expunge=cmd.uid, with_uid=cmd.uid)
         if answer.modified:
             numbers = (
                 list(answer.modified)

@@ -80,11 +80,14 @@ class SelectedMailbox:
         allow_expunge: bool,
         quiet: frozenset[int] = frozenset(),
         modseq_only: frozenset[int] = frozenset(),
+        with_uid: bool = False,
     ) -> bytes:
         """Untagged responses for rows that changed since `modseq`; the view advances.
 
         Flag updates of uids in `quiet` are not reported (STORE .SILENT); for uids in
         `modseq_only` only the MODSEQ is (RFC 7162 3.1.3, .SILENT with CONDSTORE).
+        `with_uid`: answering a UID command, whose FETCH responses carry UID
+        (RFC 9051 6.4.9).
         """
         top = self.modseq
         gone: list[int] = []
@@ -109,7 +112,9 @@ class SelectedMailbox:
         for uid, modseq, flags in updates:
             if uid in quiet or uid in self.pending_expunge:
                 continue
-            out += self._flags_fetch(uid, modseq, flags, notify, modseq_only=uid in modseq_only)
+            out += self._flags_fetch(
+                uid, modseq, flags, notify, modseq_only=uid in modseq_only, with_uid=with_uid
+            )
         self.modseq = max(top, self.modseq)
         return bytes(out)
 
@@ -145,12 +150,13 @@ class SelectedMailbox:
         notify: Notify,
         *,
         modseq_only: bool = False,
+        with_uid: bool = False,
     ) -> bytes:
         n = self.msn(uid)
         if n is None:
             return b""
         items: list[tuple[str, bytes]] = []
-        if notify.qresync:
+        if notify.qresync or with_uid:
             # RFC 7162 3.2.4: with QRESYNC, unsolicited FETCH responses include UID.
             items.append(("UID", str(uid).encode()))
         if not modseq_only:

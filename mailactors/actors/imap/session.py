@@ -388,13 +388,28 @@ class ImapSessionActor(pykka.ThreadingActor):
             raise TypeError(f"no handler for {type(command).__name__}")
         return handler(self, command)
 
-    def _sync(self, *, allow_expunge: bool, **quiet: frozenset[int]) -> None:
+    def _sync(
+        self,
+        *,
+        allow_expunge: bool,
+        quiet: frozenset[int] = frozenset(),
+        modseq_only: frozenset[int] = frozenset(),
+        with_uid: bool = False,
+    ) -> None:
         """Send the untagged updates of the selected mailbox since the view's modseq."""
         view = self.selected
         if view is None:
             return
         changed, vanished = self.reader_db().changes_since(view.mailbox_id, view.modseq)
-        out = view.sync(changed, vanished, self.notify, allow_expunge=allow_expunge, **quiet)
+        out = view.sync(
+            changed,
+            vanished,
+            self.notify,
+            allow_expunge=allow_expunge,
+            quiet=quiet,
+            modseq_only=modseq_only,
+            with_uid=with_uid,
+        )
         if out:
             self._send(out)
 
