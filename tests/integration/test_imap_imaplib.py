@@ -293,3 +293,42 @@ def test_bad_input_keeps_session(localserve: Served) -> None:
         sock.sendall(b"b2 LOGOUT\r\n")
         assert f.readline().startswith(b"* BYE")
         time.sleep(0)
+
+
+def test_store_answers_every_message_and_silent(localserve: Served) -> None:
+    m = connect(localserve)
+    try:
+        m.append("INBOX", r"(\Seen)", None, message("a"))
+        m.append("INBOX", None, None, message("b"))
+        m.select("INBOX")
+        typ, data = m.store("1:2", "+FLAGS", r"(\Seen)")
+        # Message 1 did not change; it is reported all the same.
+        assert sorted(d for d in data if isinstance(d, bytes)) == [
+            b"1 (FLAGS (\\Seen))",
+            b"2 (FLAGS (\\Seen))",
+        ]
+        typ, data = m.store("1:2", "-FLAGS.SILENT", r"(\Seen)")
+        assert typ == "OK" and data == [None]
+        typ, data = m.uid("STORE", "2", "+FLAGS", r"(\Answered)")
+        assert data == [b"2 (UID 2 FLAGS (\\Answered))"]
+    finally:
+        m.logout()
+
+
+def test_starttls_discards_pipelined_plaintext(
+    localserve: Served, client_tls: ssl.SSLContext
+) -> None:
+    with socket.create_connection(("127.0.0.1", localserve.port("imap")), timeout=10) as sock:
+        f = sock.makefile("rb")
+        assert f.readline().startswith(b"* OK")
+        # RFC 9051 6.2.1: commands injected behind STARTTLS must not run after TLS starts.
+        sock.sendall(b"a STARTTLS\r\nb LOGIN mailactors x\r\n")
+        assert f.readline() == b"a OK begin TLS negotiation now\r\n"
+        with client_tls.wrap_socket(sock, server_hostname="localhost") as tls:
+            tls.sendall(b"c CAPABILITY\r\n")
+            tf = tls.makefile("rb")
+            caps = tf.readline()
+            assert caps.startswith(b"* CAPABILITY") and b"AUTH=PLAIN" in caps
+            assert tf.readline() == b"c OK CAPABILITY completed\r\n"
+            tls.sendall(b"d SELECT INBOX\r\n")
+            assert tf.readline().startswith(b"d BAD")  # not logged in: "b" never ran

@@ -22,6 +22,7 @@ from mailactors.protocol.imap.response import (
     copyuid,
     format_esearch,
     format_fetch,
+    format_flags,
     format_search,
     format_vanished,
     untagged_status,
@@ -147,7 +148,21 @@ def store(s: ImapSessionActor, cmd: c.Store) -> Result:
         elif cmd.silent:
             s._sync(allow_expunge=cmd.uid, quiet=own, with_uid=cmd.uid)
         else:
-            s._sync(allow_expunge=cmd.uid, with_uid=cmd.uid)
+            reported: set[int] = set()
+            s._sync(allow_expunge=cmd.uid, with_uid=cmd.uid, reported=reported)
+            # RFC 9051 6.4.6: without .SILENT the new flags of every message of the set
+            # are returned, also where they did not change.
+            rest = [u for u in uids if u not in reported and u not in answer.modified]
+            if rest:
+                for m in s.reader_db().messages_by_uid(view.mailbox_id, rest):
+                    n = view.msn(m.uid)
+                    if n is None or m.uid in view.pending_expunge:
+                        continue
+                    items = [("UID", str(m.uid).encode())] if cmd.uid else []
+                    items.append(("FLAGS", format_flags(m.flags)))
+                    if s.notify.condstore:
+                        items.append(("MODSEQ", f"({m.modseq})".encode()))
+                    s._send(format_fetch(n, items))
         if answer.modified:
             numbers = (
                 list(answer.modified)

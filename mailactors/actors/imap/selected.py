@@ -81,13 +81,14 @@ class SelectedMailbox:
         quiet: frozenset[int] = frozenset(),
         modseq_only: frozenset[int] = frozenset(),
         with_uid: bool = False,
+        reported: set[int] | None = None,
     ) -> bytes:
         """Untagged responses for rows that changed since `modseq`; the view advances.
 
         Flag updates of uids in `quiet` are not reported (STORE .SILENT); for uids in
         `modseq_only` only the MODSEQ is (RFC 7162 3.1.3, .SILENT with CONDSTORE).
         `with_uid`: answering a UID command, whose FETCH responses carry UID
-        (RFC 9051 6.4.9).
+        (RFC 9051 6.4.9). The uids whose flags were reported are added to `reported`.
         """
         top = self.modseq
         gone: list[int] = []
@@ -112,6 +113,8 @@ class SelectedMailbox:
         for uid, modseq, flags in updates:
             if uid in quiet or uid in self.pending_expunge:
                 continue
+            if reported is not None:
+                reported.add(uid)
             out += self._flags_fetch(
                 uid, modseq, flags, notify, modseq_only=uid in modseq_only, with_uid=with_uid
             )

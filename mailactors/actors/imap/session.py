@@ -395,6 +395,7 @@ class ImapSessionActor(pykka.ThreadingActor):
         quiet: frozenset[int] = frozenset(),
         modseq_only: frozenset[int] = frozenset(),
         with_uid: bool = False,
+        reported: set[int] | None = None,
     ) -> None:
         """Send the untagged updates of the selected mailbox since the view's modseq."""
         view = self.selected
@@ -409,6 +410,7 @@ class ImapSessionActor(pykka.ThreadingActor):
             quiet=quiet,
             modseq_only=modseq_only,
             with_uid=with_uid,
+            reported=reported,
         )
         if out:
             self._send(out)
