@@ -1012,6 +1012,15 @@ class AccountStore:
         assert row is not None
         return int(row[0]), int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)
 
+    def first_unseen_uid(self, mailbox_id: int) -> int | None:
+        """The lowest uid without \\Seen (RFC 3501 6.3.1 UNSEEN), or None."""
+        row = self._conn.execute(
+            "SELECT min(uid) FROM message WHERE mailbox_id = ? AND expunged = 0"
+            " AND instr(' ' || flags || ' ', ' \\Seen ') = 0",
+            (mailbox_id,),
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def messages_by_uid(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageInfo]:
         """Messages (not expunged) with these uids, ordered by uid."""
         return self._messages_by_uid(mailbox_id, uids)

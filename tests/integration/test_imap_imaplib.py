@@ -12,6 +12,7 @@ import time
 import pytest
 from conftest import Served, start_localserve  # type: ignore[import-not-found]
 
+from mailactors.actors.limiter import MAX_AUTH_FAILURES
 from mailactors.protocol.sasl.scram import ScramClient, new_nonce
 
 
@@ -332,3 +333,41 @@ def test_starttls_discards_pipelined_plaintext(
             assert tf.readline() == b"c OK CAPABILITY completed\r\n"
             tls.sendall(b"d SELECT INBOX\r\n")
             assert tf.readline().startswith(b"d BAD")  # not logged in: "b" never ran
+
+
+def test_select_reports_first_unseen(localserve: Served) -> None:
+    m = connect(localserve)
+    try:
+        m.append("INBOX", r"(\Seen)", None, message("read"))
+        m.append("INBOX", None, None, message("unread"))
+        m.select("INBOX")
+        assert untagged(m, "UNSEEN") == [b"2"]
+    finally:
+        m.logout()
+
+
+def test_failed_logins_are_limited(localserve: Served) -> None:
+    """AUTH brute force: after MAX_AUTH_FAILURES failures the peer is refused."""
+
+    with socket.create_connection(("127.0.0.1", localserve.port("imap")), timeout=10) as sock:
+        f = sock.makefile("rb")
+        f.readline()
+        replies = []
+        for i in range(MAX_AUTH_FAILURES + 2):
+            # PLAIN with an authzid that differs from the user is always refused.
+            sock.sendall(b"a%d AUTHENTICATE PLAIN b3RoZXIAbWFpbGFjdG9ycwB4\r\n" % i)
+            replies.append(f.readline())
+        assert all(b"NO" in r for r in replies)
+        assert b"AUTHENTICATIONFAILED" in replies[0]
+        assert b"UNAVAILABLE" in replies[-1]  # locked out after too many failures
+
+
+def test_autologout(localserve: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mailactors.actors.imap.session as session
+
+    monkeypatch.setattr(session, "IMAP_IDLE_TIMEOUT", 0.3)
+    with socket.create_connection(("127.0.0.1", localserve.port("imap")), timeout=10) as sock:
+        f = sock.makefile("rb")
+        assert f.readline().startswith(b"* OK")
+        assert f.readline().startswith(b"* BYE")
+        assert f.readline() == b""

@@ -85,7 +85,12 @@ def select(s: ImapSessionActor, cmd: c.Select) -> Result:
     out += untagged_status("OK", "flags permitted", f"[PERMANENTFLAGS {perm}]")
     out += untagged(f"{view.count} EXISTS")
     if not s.rev2:
+        # RFC 3501 6.3.1: RECENT, and the first unseen message (IMAP4rev2 dropped both).
         out += untagged("0 RECENT")
+        first = db.first_unseen_uid(mb.id)
+        n = None if first is None else view.msn(first)
+        if n is not None:
+            out += untagged_status("OK", "first unseen", f"[UNSEEN {n}]")
     out += untagged_status("OK", "UIDs valid", f"[UIDVALIDITY {mb.uidvalidity}]")
     out += untagged_status("OK", "predicted next UID", f"[UIDNEXT {mb.uidnext}]")
     out += untagged_status("OK", "highest modseq", f"[HIGHESTMODSEQ {highest}]")
