@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from mailactors.actors.imap.mailboxes import imap_name, pattern_regex
 from mailactors.actors.imap.selected import Notify, SelectedMailbox
 from mailactors.storage.account import MessageInfo
-from mailactors.storage.changes import ChangeAddUID, ChangeFlags, ChangeRemoveUIDs
+from mailactors.storage.changes import Change, ChangeAddUID, ChangeFlags, ChangeRemoveUIDs
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -60,7 +60,7 @@ def test_qresync_and_condstore_forms() -> None:
 
 def test_events_skip_what_is_reflected() -> None:
     v = view([3, 5], modseq=10)
-    events = [
+    events: list[Change] = [
         ChangeAddUID(1, 5, 9, (), 1),  # already known
         ChangeAddUID(2, 1, 11, (), 1),  # another mailbox
         ChangeAddUID(1, 6, 11, (), 1),

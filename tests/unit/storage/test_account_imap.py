@@ -91,7 +91,9 @@ def test_migration_from_version_1(tmp_path: Path, log: logging.Logger) -> None:
     directory.mkdir()
     conn = apsw.Connection(str(directory / "index.db"))
     with conn:
-        conn.execute(MIGRATIONS[0])
+        first = MIGRATIONS[0]
+        assert isinstance(first, str)
+        conn.execute(first)
         conn.pragma("user_version", 1)
     conn.close()
     s = AccountStore(directory, log)
