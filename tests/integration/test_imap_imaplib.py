@@ -371,3 +371,27 @@ def test_autologout(localserve: Served, monkeypatch: pytest.MonkeyPatch) -> None
         assert f.readline().startswith(b"* OK")
         assert f.readline().startswith(b"* BYE")
         assert f.readline() == b""
+
+
+def test_list_extended(localserve: Served) -> None:
+    m = connect(localserve)
+    try:
+        m.create("Work/Projects/Alpha")
+        m.subscribe("Work/Projects/Alpha")
+        typ, data = m._simple_command("LIST", "(SUBSCRIBED RECURSIVEMATCH)", '""', "Work/%")
+        assert typ == "OK"
+        assert untagged(m, "LIST") == [
+            b'(\\HasChildren) "/" Work/Projects ("CHILDINFO" ("SUBSCRIBED"))'
+        ]
+        typ, data = m._simple_command("LIST", "(SPECIAL-USE)", '""', "*")
+        listed = untagged(m, "LIST")
+        assert len(listed) == 5 and all(b"\\HasNoChildren \\" in x for x in listed)
+        typ, data = m._simple_command(
+            "LIST", '""', "Work/Projects/*", "RETURN", "(SUBSCRIBED STATUS (MESSAGES UIDNEXT))"
+        )
+        assert untagged(m, "LIST") == [b'(\\HasNoChildren \\Subscribed) "/" Work/Projects/Alpha']
+        assert untagged(m, "STATUS") == [b"Work/Projects/Alpha (MESSAGES 0 UIDNEXT 1)"]
+        typ, data = m.list('""', '""')
+        assert data == [b'(\\Noselect) "/" ""']
+    finally:
+        m.logout()

@@ -221,14 +221,31 @@ def list_mailboxes(s: ImapSessionActor, cmd: c.List) -> Result:
     want_subscribed = select_subscribed or "SUBSCRIBED" in cmd.return_options
     want_special = select_special or "SPECIAL-USE" in cmd.return_options or not cmd.extended
     regexes = [pattern_regex(cmd.reference, p) for p in cmd.patterns]
-    names = sorted(subscribed if select_subscribed else boxes)
     all_names = set(boxes)
+    chosen = subscribed if select_subscribed else all_names
+    # RFC 5258 3.5: with RECURSIVEMATCH, parents of selected mailboxes that match the
+    # pattern are returned too, with CHILDINFO naming the criteria their children meet.
+    childinfo: set[str] = set()
+    if "RECURSIVEMATCH" in cmd.selection and select_subscribed:
+        for name in subscribed:
+            parent = name.rpartition("/")[0]
+            while parent:
+                childinfo.add(parent)
+                parent = parent.rpartition("/")[0]
     out = bytearray()
-    for name in names:
+    for name in sorted(chosen | childinfo):
         if not any(r.match(name) for r in regexes):
             continue
         mb = boxes.get(name)
         if select_special and (mb is None or not mb.special_use):
+            continue
+        if name not in chosen and name in childinfo:
+            attrs = list_attributes(
+                mb, name, all_names, subscribed=False, want_subscribed=False, want_special_use=False
+            )
+            out += format_list(
+                attrs, "/", name, utf8=s.utf8, extended='("CHILDINFO" ("SUBSCRIBED"))'
+            )
             continue
         attrs = list_attributes(
             mb,
@@ -238,7 +255,8 @@ def list_mailboxes(s: ImapSessionActor, cmd: c.List) -> Result:
             want_subscribed=want_subscribed,
             want_special_use=want_special,
         )
-        out += format_list(attrs, "/", name, utf8=s.utf8)
+        extended = '("CHILDINFO" ("SUBSCRIBED"))' if name in childinfo else ""
+        out += format_list(attrs, "/", name, utf8=s.utf8, extended=extended)
         if cmd.status_items is not None and mb is not None:
             # RFC 5819: a STATUS response follows each selectable mailbox.
             out += format_status(name, _status_values(s, mb, cmd.status_items), s.utf8)

@@ -355,6 +355,7 @@ class ImapSessionActor(pykka.ThreadingActor):
             self._count_bad()
             return
         self.bad_commands = 0
+        condstore_before = self.notify.condstore
         try:
             result = self._dispatch(command)
         except ImapError as exc:
@@ -371,6 +372,11 @@ class ImapSessionActor(pykka.ThreadingActor):
         text, code = result
         if self.selected is not None and not isinstance(command, (c.Select, c.Close, c.Unselect)):
             self._sync(allow_expunge=_may_expunge(command))
+            if self.notify.condstore and not condstore_before:
+                # RFC 7162 3.1: the first CONDSTORE-enabling command while a mailbox is
+                # selected makes the server report the mailbox's HIGHESTMODSEQ.
+                modseq = self.selected.modseq
+                self._send(untagged_status("OK", "highest modseq", f"[HIGHESTMODSEQ {modseq}]"))
         self._send(tagged(tag, "OK", text, code))
 
     def _allowed(self, command: c.Command) -> bool:
