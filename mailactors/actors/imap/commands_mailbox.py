@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from mailactors.actors.imap.errors import ImapError, ask_store
 from mailactors.actors.imap.mailboxes import imap_name, list_attributes, pattern_regex
 from mailactors.actors.imap.selected import SelectedMailbox
+from mailactors.actors.imap.uidlist import UidList
 from mailactors.actors.messages import (
     Appended,
     AppendMessages,
@@ -78,7 +79,9 @@ def select(s: ImapSessionActor, cmd: c.Select) -> Result:
         s.notify.condstore = True
     db = s.reader_db()
     uids, highest = db.snapshot(mb.id)
-    view = SelectedMailbox(mb.id, imap_name(mb.name), mb.uidvalidity, cmd.readonly, uids, highest)
+    view = SelectedMailbox(
+        mb.id, imap_name(mb.name), mb.uidvalidity, cmd.readonly, UidList(uids), highest
+    )
     out = bytearray()
     out += untagged(b"FLAGS " + format_flags(_SYSTEM_FLAGS))
     perm = "()" if cmd.readonly else "(" + " ".join((*_SYSTEM_FLAGS, "\\*")) + ")"

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -50,16 +49,14 @@ def resolve(view: SelectedMailbox, seq: SequenceSet, uid: bool) -> list[int]:
     out: list[int] = []
     if uid:
         for lo, hi in seq.to_ranges(view.max_uid):
-            a = bisect.bisect_left(uids, lo)
-            b = bisect.bisect_right(uids, hi)
-            out.extend(uids[a:b])
+            out.extend(uids.between(lo, hi))
         return out
     count = view.count
     for lo, hi in seq.to_ranges(count):
         if hi > count or lo < 1:
             # RFC 9051 6.4.5: a message number that does not exist is an error.
             raise ImapError("BAD", "invalid message sequence number")
-        out.extend(uids[lo - 1 : hi])
+        out.extend(uids.slice(lo - 1, hi))
     return out
 
 

@@ -20,11 +20,10 @@ the next point where they are allowed.
 
 from __future__ import annotations
 
-import bisect
-from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from mailactors.actors.imap.uidlist import UidList
 from mailactors.protocol.imap.response import format_fetch, format_flags, format_vanished, untagged
 from mailactors.storage.account import MessageInfo
 from mailactors.storage.changes import Change, ChangeAddUID, ChangeFlags, ChangeRemoveUIDs
@@ -46,7 +45,7 @@ class SelectedMailbox:
     name: str
     uidvalidity: int
     readonly: bool
-    uids: array[int]
+    uids: UidList
     modseq: int
     pending_expunge: set[int] = field(default_factory=set)
     # The uids a SEARCH ... RETURN (SAVE) remembered (RFC 5182 "$").
@@ -60,14 +59,12 @@ class SelectedMailbox:
 
     def msn(self, uid: int) -> int | None:
         """The message sequence number of `uid`, or None if the client does not know it."""
-        i = bisect.bisect_left(self.uids, uid)
-        if i < len(self.uids) and self.uids[i] == uid:
-            return i + 1
-        return None
+        i = self.uids.index(uid)
+        return None if i is None else i + 1
 
     @property
     def max_uid(self) -> int:
-        return self.uids[-1] if self.uids else 0
+        return self.uids.max
 
     # --- changes from the database --------------------------------------------------
 
@@ -141,8 +138,7 @@ class SelectedMailbox:
                 n = self.msn(uid)
                 if n is not None:
                     out += untagged(f"{n} EXPUNGE")
-        drop = set(gone)
-        self.uids = array("I", (u for u in self.uids if u not in drop))
+        self.uids.remove(gone)
         return bytes(out)
 
     def _flags_fetch(

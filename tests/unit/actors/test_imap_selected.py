@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from array import array
 from datetime import UTC, datetime
 
 from hypothesis import given
@@ -10,6 +9,7 @@ from hypothesis import strategies as st
 
 from mailactors.actors.imap.mailboxes import imap_name, pattern_regex
 from mailactors.actors.imap.selected import Notify, SelectedMailbox
+from mailactors.actors.imap.uidlist import UidList
 from mailactors.storage.account import MessageInfo
 from mailactors.storage.changes import Change, ChangeAddUID, ChangeFlags, ChangeRemoveUIDs
 
@@ -17,7 +17,7 @@ T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def view(uids: list[int], modseq: int = 10) -> SelectedMailbox:
-    return SelectedMailbox(1, "INBOX", 7, False, array("I", uids), modseq)
+    return SelectedMailbox(1, "INBOX", 7, False, UidList(uids), modseq)
 
 
 def info(uid: int, modseq: int, flags: tuple[str, ...] = ()) -> MessageInfo:
@@ -96,3 +96,25 @@ def test_list_patterns_and_names() -> None:
     assert pattern_regex("a", "%").match("a/b")
     assert pattern_regex("", "inbox").match("INBOX")
     assert not pattern_regex("", "Arch").match("Archive")
+
+
+@given(
+    st.lists(st.integers(1, 60), unique=True).map(sorted),
+    st.sets(st.integers(0, 61)),
+    st.integers(0, 61),
+    st.integers(0, 61),
+)
+def test_uidlist_matches_a_plain_list(uids: list[int], gone: set[int], lo: int, hi: int) -> None:
+    ul = UidList(uids)
+    assert list(ul) == uids and len(ul) == len(uids) and ul.max == max(uids, default=0)
+    for i, u in enumerate(uids):
+        assert ul[i] == u and ul.index(u) == i
+    assert ul.between(lo, hi) == [u for u in uids if lo <= u <= hi]
+    assert ul.slice(lo, hi) == uids[lo:hi]
+    ul.remove(gone)
+    rest = [u for u in uids if u not in gone]
+    assert list(ul) == rest and len(ul) == len(rest)
+    assert all(ul.index(u) is None for u in gone)
+    assert [ul[i] for i in range(len(rest))] == rest
+    ul.extend([ul.max + 1, ul.max + 3])
+    assert list(ul)[-2:] == [max(rest, default=0) + 1, max(rest, default=0) + 3]
