@@ -52,6 +52,7 @@ class Delivery:
     source: str  # path of a closed-or-open spool file; the store never removes it
     received: datetime
     flags: tuple[str, ...] = ()
+    summary: bytes | None = None  # protocol.message.summarize() of the file, if known
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from mailactors.actors.messages import (
 from mailactors.actors.services import Services
 from mailactors.actors.tell import tell_urn
 from mailactors.protocol.address import AddressError, parse_address
+from mailactors.protocol.message import summarize
 from mailactors.protocol.sasl.scram import ScramCredentials
 from mailactors.protocol.smtp import server as smtp
 from mailactors.protocol.smtp.received import received_header
@@ -48,6 +49,8 @@ from mailactors.storage.files import SpoolFile, StorageFullError, create_spool_f
 
 # RFC 5321 4.5.3.2.7: a server SHOULD wait at least 5 minutes for the next command.
 SMTP_IDLE_TIMEOUT = 300.0
+# Messages up to this size are summarized by the session; larger ones by the store.
+SUMMARY_IN_SESSION_MAX = 1 << 20
 # Upper bound for asks down the hierarchy (store, limiter).
 ASK_TIMEOUT = 30.0
 
@@ -77,6 +80,9 @@ class Transaction:
     recipients: list[Recipient] = field(default_factory=list)
     spool: SpoolFile | None = None
     spool_failed: bool = False
+    # A copy of a small message as written, so the session (not the store's single
+    # thread) makes the summary IMAP serves ENVELOPE/BODYSTRUCTURE from.
+    copy: bytearray | None = None
     waiting: dict[int, str] = field(default_factory=dict)  # request id -> account
     results: list[DeliveryResult] = field(default_factory=list)
 
@@ -398,7 +404,9 @@ class SmtpSessionActor(pykka.ThreadingActor):
         self.tx.spool_failed = False
         try:
             self.tx.spool = create_spool_file(self.services.spool_dir, prefix="smtp-")
-            self.tx.spool.write(self._received_header())
+            received = self._received_header()
+            self.tx.spool.write(received)
+            self.tx.copy = bytearray(received)
         except StorageFullError as exc:
             self._spool_failed(exc)
         except OSError as exc:
@@ -427,6 +435,7 @@ class SmtpSessionActor(pykka.ThreadingActor):
     def _spool_failed(self, exc: OSError) -> None:
         self.log.error("writing message failed", extra={"err": str(exc)})
         self.tx.spool_failed = True
+        self.tx.copy = None
         if self.tx.spool is not None:
             self.tx.spool.discard()
             self.tx.spool = None
@@ -438,6 +447,13 @@ class SmtpSessionActor(pykka.ThreadingActor):
             self.tx.spool.write(event.data)
         except OSError as exc:
             self._spool_failed(exc)
+            return
+        copy = self.tx.copy
+        if copy is not None:
+            if len(copy) + len(event.data) > SUMMARY_IN_SESSION_MAX:
+                self.tx.copy = None
+            else:
+                copy += event.data
 
     def _on_message_rejected(self, event: smtp.MessageRejected) -> None:
         self.log.info("message rejected", extra={"code": event.reply.code})
@@ -462,10 +478,14 @@ class SmtpSessionActor(pykka.ThreadingActor):
             self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
             return
         now = datetime.now(UTC)
+        summary = summarize(bytes(tx.copy)) if tx.copy is not None else None
+        tx.copy = None
         by_account: dict[str, list[Delivery]] = {}
         for rcpt in tx.recipients:
             by_account.setdefault(rcpt.account, []).append(
-                Delivery(mailbox=rcpt.mailbox, source=str(tx.spool.path), received=now)
+                Delivery(
+                    mailbox=rcpt.mailbox, source=str(tx.spool.path), received=now, summary=summary
+                )
             )
         for account, deliveries in by_account.items():
             store = self.services.store_for(account)

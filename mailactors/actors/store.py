@@ -136,7 +136,11 @@ class StoreActor(pykka.ThreadingActor):
             for d in msg.deliveries:
                 requests.append(
                     DeliveryRequest(
-                        mailbox=d.mailbox, source=Path(d.source), received=d.received, flags=d.flags
+                        mailbox=d.mailbox,
+                        source=Path(d.source),
+                        received=d.received,
+                        flags=d.flags,
+                        summary=d.summary,
                     )
                 )
         storage_full = False
@@ -259,7 +263,7 @@ class StoreActor(pykka.ThreadingActor):
         if mb is None:
             raise MailboxNotFoundError(f"mailbox {message.mailbox!r} does not exist")
         requests = [
-            DeliveryRequest(message.mailbox, Path(d.source), d.received, d.flags)
+            DeliveryRequest(message.mailbox, Path(d.source), d.received, d.flags, d.summary)
             for d in message.deliveries
         ]
         outcomes = store.deliver_many(requests)

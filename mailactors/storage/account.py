@@ -194,6 +194,9 @@ class DeliveryRequest:
     source: Path
     received: datetime
     flags: tuple[str, ...] = ()
+    # protocol.message.summarize() of the file, when the caller already made it
+    # (sessions do, off the store's thread); None: the store reads and parses the file.
+    summary: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -750,7 +753,7 @@ class AccountStore:
         except OSError as exc:
             return DeliveryOutcome(index, None, f"cannot read message source: {exc}", ())
         info = self._insert_message(
-            mb.id, flags, size, received_ms, self._summary_of_file(req.source)
+            mb.id, flags, size, received_ms, req.summary if req.summary is not None else self._summary_of_file(req.source)
         )
         self._link_message(req.source, info.id, linked, dirs)
         change = ChangeAddUID(mb.id, info.uid, info.modseq, info.flags, info.size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import socket
 import ssl
@@ -9,7 +10,11 @@ import ssl
 import pytest
 from conftest import Served  # type: ignore[import-not-found]
 
+from mailactors.protocol.message import summarize
 from mailactors.protocol.sasl.scram import ScramClient, new_nonce
+from mailactors.storage.account import AccountStore
+
+log = logging.getLogger("mailactors.tests")
 
 
 def message(subject: str, body: bytes = b"Hello there.\r\n") -> bytes:
@@ -161,3 +166,25 @@ def test_pipelined_transaction_over_raw_socket(localserve: Served) -> None:
         assert f.readline().startswith(b"221 ")
     localserve.stop()
     assert len(localserve.inbox()) == 2
+
+
+def test_session_summary_matches_stored_file(localserve: Served) -> None:
+    """The summary the session computes describes the file exactly as stored."""
+    msg = message("summary", b"--b\r\n")
+    with smtplib.SMTP("127.0.0.1", localserve.port("smtp"), timeout=10) as c:
+        c.sendmail("sender@example.org", ["mailactors@localhost"], msg)
+    localserve.stop()
+    store = AccountStore(localserve.config.static.data_dir / "accounts" / "mailactors", log, readonly=True)
+    store.init()
+    try:
+        mb = store.mailbox("Inbox")
+        assert mb is not None
+        (info,) = store.messages(mb.id)
+        f = store.open_message(info)
+        try:
+            data = f.read()
+        finally:
+            f.close()
+        assert store.summaries(mb.id, [info.uid]) == {info.uid: summarize(data)}
+    finally:
+        store.close()
