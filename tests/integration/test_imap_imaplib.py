@@ -395,3 +395,21 @@ def test_list_extended(localserve: Served) -> None:
         assert data == [b'(\\Noselect) "/" ""']
     finally:
         m.logout()
+
+
+def test_imap4rev2(localserve: Served) -> None:
+    m = connect(localserve)
+    try:
+        m.append("INBOX", None, None, message("rev2"))
+        assert m._simple_command("ENABLE", "IMAP4rev2")[0] == "OK"
+        assert untagged(m, "ENABLED") == [b"IMAP4rev2"]
+        m.untagged_responses.clear()
+        m.select("INBOX")
+        assert untagged(m, "LIST") == [b'(\\HasNoChildren) "/" INBOX']
+        assert "RECENT" not in m.untagged_responses
+        typ, _ = m._simple_command("SEARCH", "ALL")
+        # RFC 9051 6.4.4: IMAP4rev2 answers SEARCH with ESEARCH.
+        esearch = untagged(m, "ESEARCH")
+        assert typ == "OK" and len(esearch) == 1 and esearch[0].endswith(b" ALL 1")
+    finally:
+        m.logout()

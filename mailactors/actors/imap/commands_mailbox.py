@@ -94,6 +94,18 @@ def select(s: ImapSessionActor, cmd: c.Select) -> Result:
         n = None if first is None else view.msn(first)
         if n is not None:
             out += untagged_status("OK", "first unseen", f"[UNSEEN {n}]")
+    if s.rev2:
+        # RFC 9051 6.3.2: the server MUST return a LIST response with the mailbox name.
+        names = {imap_name(b.name) for b in db.list_mailboxes()}
+        attrs = list_attributes(
+            mb,
+            view.name,
+            names,
+            subscribed=mb.subscribed,
+            want_subscribed=False,
+            want_special_use=True,
+        )
+        out += format_list(attrs, "/", view.name, utf8=True)
     out += untagged_status("OK", "UIDs valid", f"[UIDVALIDITY {mb.uidvalidity}]")
     out += untagged_status("OK", "predicted next UID", f"[UIDNEXT {mb.uidnext}]")
     out += untagged_status("OK", "highest modseq", f"[HIGHESTMODSEQ {highest}]")
