@@ -7,7 +7,9 @@ no cached summary).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from mailactors.protocol.imap.fetchattr import FetchAttr, Section
 from mailactors.protocol.imap.response import (
@@ -16,13 +18,31 @@ from mailactors.protocol.imap.response import (
     literal,
 )
 from mailactors.protocol.message import (
+    Outline,
     Summary,
     SummaryError,
     UnknownTransferEncoding,
     binary_section,
     section,
 )
+from mailactors.protocol.mime.summary import SUMMARY_VERSION
 from mailactors.storage.account import MessageInfo
+
+
+class SummaryLike(Protocol):
+    """What FETCH needs of a message summary (a `Summary` or a `CachedSummary`)."""
+
+    @property
+    def envelope(self) -> bytes: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def bodystructure(self) -> bytes: ...
+
+    @property
+    def outline(self) -> Outline: ...
 
 
 class FetchRefused(Exception):
@@ -61,7 +81,7 @@ def fetch_items(
     uid_first: bool,
     with_modseq: bool,
     add_flags: bool,
-    summary: Summary | None,
+    summary: SummaryLike | None,
     load: Callable[[], bytes],
 ) -> list[tuple[str, bytes]]:
     """The (name, value) items of a FETCH response for one message, in request order.
@@ -88,11 +108,20 @@ def fetch_items(
             data = load()
         return data
 
-    def the_summary() -> Summary:
+    def the_summary() -> SummaryLike:
         nonlocal summary
         if summary is None:
             summary = Summary.from_message(octets())
         return summary
+
+    def outline() -> Outline:
+        nonlocal summary
+        try:
+            return the_summary().outline
+        except SummaryError:
+            # A damaged cached outline: parse the message instead.
+            summary = Summary.from_message(octets())
+            return summary.outline
 
     for attr in attrs:
         name = attr.name
@@ -115,17 +144,17 @@ def fetch_items(
         elif name == "RFC822":
             add("RFC822", literal(octets()))
         elif name == "RFC822.HEADER":
-            add("RFC822.HEADER", literal(section(octets(), the_summary().outline, Section(text="HEADER")) or b""))
+            add("RFC822.HEADER", literal(section(octets(), outline(), Section(text="HEADER")) or b""))
         elif name == "RFC822.TEXT":
-            add("RFC822.TEXT", literal(section(octets(), the_summary().outline, Section(text="TEXT")) or b""))
+            add("RFC822.TEXT", literal(section(octets(), outline(), Section(text="TEXT")) or b""))
         elif name == "BODY":
             assert attr.section is not None
-            value = section(octets(), the_summary().outline, attr.section)
+            value = section(octets(), outline(), attr.section)
             add(attr.response_name(), literal(_partial(value or b"", attr)))
         elif name in ("BINARY", "BINARY.SIZE"):
             assert attr.section is not None
             try:
-                value = binary_section(octets(), the_summary().outline, attr.section.part)
+                value = binary_section(octets(), outline(), attr.section.part)
             except UnknownTransferEncoding:
                 # RFC 3516 4.3: unknown transfer encoding: NO [UNKNOWN-CTE].
                 raise FetchRefused("UNKNOWN-CTE", "unknown content-transfer-encoding") from None
@@ -143,14 +172,61 @@ def fetch_items(
     return items
 
 
-def parse_summary(raw: bytes | None) -> Summary | None:
+class CachedSummary:
+    """A cached summary read lazily: ENVELOPE and BODYSTRUCTURE come straight from the
+    stored document; the part outline (for sections) is built only when asked for."""
+
+    __slots__ = ("_raw", "_doc", "_full")
+
+    def __init__(self, raw: bytes, doc: dict[str, Any]) -> None:
+        self._raw = raw
+        self._doc = doc
+        self._full: Summary | None = None
+
+    def _text(self, key: str) -> bytes:
+        value = self._doc[key]
+        assert isinstance(value, str)  # checked by parse_summary
+        return value.encode("latin-1")
+
+    def full(self) -> Summary:
+        if self._full is None:
+            self._full = Summary.from_bytes(self._raw)
+        return self._full
+
+    @property
+    def envelope(self) -> bytes:
+        return self._text("env")
+
+    @property
+    def body(self) -> bytes:
+        return self._text("body")
+
+    @property
+    def bodystructure(self) -> bytes:
+        return self._text("bs")
+
+    @property
+    def outline(self) -> Outline:
+        return self.full().outline
+
+
+def parse_summary(raw: bytes | None) -> CachedSummary | None:
     """A cached summary, or None when absent or stale (the file is parsed instead)."""
     if raw is None:
         return None
     try:
-        return Summary.from_bytes(raw)
-    except SummaryError:
+        doc = json.loads(raw)
+    except ValueError:
         return None
+    if not isinstance(doc, dict) or doc.get("v") != SUMMARY_VERSION:
+        return None
+    if not all(isinstance(doc.get(key), str) for key in ("env", "body", "bs")):
+        return None
+    try:
+        "".join((doc["env"], doc["body"], doc["bs"])).encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+    return CachedSummary(raw, doc)
 
 
 __all__ = ["FetchRefused", "fetch_items", "needs_file", "needs_summary", "parse_summary"]
