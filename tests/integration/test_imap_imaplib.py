@@ -413,3 +413,16 @@ def test_imap4rev2(localserve: Served) -> None:
         assert typ == "OK" and len(esearch) == 1 and esearch[0].endswith(b" ALL 1")
     finally:
         m.logout()
+
+
+def test_utf8_accept_mailbox_names(localserve: Served) -> None:
+    m = connect(localserve)
+    try:
+        # Before UTF8=ACCEPT, names travel in modified UTF-7 (RFC 3501 5.1.3).
+        assert m.create("&ANwAbgDv-cod&AOk-")[0] == "OK"
+        m.enable("UTF8=ACCEPT")
+        typ, data = m.list('""', "*cod*")
+        assert data == ['(\\HasNoChildren) "/" "Ünïcodé"'.encode()]
+        assert m.select('"Ünïcodé"')[0] == "OK"
+    finally:
+        m.logout()

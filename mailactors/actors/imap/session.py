@@ -459,8 +459,8 @@ class ImapSessionActor(pykka.ThreadingActor):
             "QRESYNC",
             "MULTIAPPEND",
             "BINARY",
-            "UNSELECT",
             "STATUS=SIZE",
+            "UTF8=ACCEPT",
             f"APPENDLIMIT={DEFAULT_MAX_LITERAL}",
         ]
         return caps
@@ -662,6 +662,9 @@ class ImapSessionActor(pykka.ThreadingActor):
                 self.notify.condstore = True
             elif cap == "IMAP4REV2":
                 self.rev2 = True
+                self.utf8 = True
+            elif cap == "UTF8=ACCEPT":
+                # RFC 6855 3: mailbox names and strings are UTF-8 from now on.
                 self.utf8 = True
             else:
                 continue
