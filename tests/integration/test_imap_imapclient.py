@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
+from pathlib import Path
 
-from conftest import Served  # type: ignore[import-not-found]
+from conftest import Served, start_localserve  # type: ignore[import-not-found]
 from imapclient import IMAPClient  # type: ignore[import-untyped]
 
 
@@ -93,3 +95,22 @@ def test_idle_two_clients(localserve: Served, client_tls: ssl.SSLContext) -> Non
     finally:
         watcher.logout()
         writer.logout()
+
+
+def test_server_stop_says_bye(tmp_path: Path) -> None:
+    served = start_localserve(tmp_path / "bye")
+    try:
+        sock = socket.create_connection(("127.0.0.1", served.port("imap")), timeout=10)
+        f = sock.makefile("rb")
+        sock.sendall(b"a LOGIN mailactors x\r\nb SELECT INBOX\r\nc IDLE\r\n")
+        while not f.readline().startswith(b"+ "):
+            pass
+    finally:
+        served.stop()
+    try:
+        # RFC 9051 7.1.5: the server says BYE before it closes the connection.
+        assert f.readline().startswith(b"* BYE [UNAVAILABLE]")
+        assert f.readline() == b""
+    finally:
+        f.close()
+        sock.close()
