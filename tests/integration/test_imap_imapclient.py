@@ -5,10 +5,13 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
+import time
 from pathlib import Path
 
+import pytest
 from conftest import Served, start_localserve  # type: ignore[import-not-found]
 from imapclient import IMAPClient  # type: ignore[import-untyped]
+from imapclient.exceptions import IMAPClientError  # type: ignore[import-untyped]
 
 
 def message(subject: str) -> bytes:
@@ -114,3 +117,26 @@ def test_server_stop_says_bye(tmp_path: Path) -> None:
     finally:
         f.close()
         sock.close()
+
+
+def test_store_restart_ends_sessions_that_use_it(localserve: Served) -> None:
+    c = client(localserve)
+    c.select_folder("INBOX")
+    localserve.server.store("mailactors").stop(block=True, timeout=10)
+    with pytest.raises(IMAPClientError, match="UNAVAILABLE"):
+        c.create_folder("Other")
+    c.shutdown()  # the server said BYE after the NO
+    # Once the supervisor has restarted the store, new sessions work again.
+    deadline = time.monotonic() + 15
+    while True:
+        d = IMAPClient("127.0.0.1", port=localserve.port("imap"), ssl=False, timeout=10)
+        try:
+            d.login("mailactors", "x")
+            d.create_folder("Other")
+            d.logout()
+            break
+        except (IMAPClientError, OSError):
+            d.shutdown()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -363,9 +363,16 @@ class ImapSessionActor(pykka.ThreadingActor):
                 self._sync(allow_expunge=_may_expunge(command))
             self._send(tagged(tag, exc.status, exc.text, exc.code))
             return
-        except (pykka.Timeout, pykka.ActorDeadError):
+        except pykka.Timeout:
             self.log.error("store did not answer", extra={"cmd": type(command).__name__})
             self._send(tagged(tag, "NO", "try again later", "[UNAVAILABLE]"))
+            return
+        except pykka.ActorDeadError:
+            # The account's store stopped; the supervisor restarts it, and a new
+            # session reaches the new one (this one would miss its changes).
+            self.log.error("store gone", extra={"cmd": type(command).__name__})
+            self._send(tagged(tag, "NO", "try again later", "[UNAVAILABLE]"))
+            self._send_and_close(untagged_status("BYE", "please reconnect", "[UNAVAILABLE]"))
             return
         if result is None:
             return  # the handler answered (or will answer) itself
