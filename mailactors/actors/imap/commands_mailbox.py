@@ -33,6 +33,7 @@ from mailactors.protocol.imap.response import (
     untagged_status,
 )
 from mailactors.protocol.imap.sequence import format_sequence_set
+from mailactors.protocol.message import summarize
 from mailactors.storage.account import (
     SPECIAL_USE,
     AccountStoreError,
@@ -316,7 +317,9 @@ def append(s: ImapSessionActor, cmd: c.Append) -> Result:
             except StorageFullError:
                 raise ImapError("NO", "insufficient storage", "[OVERQUOTA]") from None
             received = msg.internal_date or _now()
-            deliveries.append(Delivery(name, str(spool.path), received, flags))
+            deliveries.append(
+                Delivery(name, str(spool.path), received, flags, _summary(s, msg.data))
+            )
         answer = ask_store(s.store, AppendMessages(name, tuple(deliveries)), trycreate=True)
     finally:
         for spool in spools:
@@ -324,6 +327,15 @@ def append(s: ImapSessionActor, cmd: c.Append) -> Result:
     assert isinstance(answer, Appended)
     code = f"[APPENDUID {answer.uidvalidity} {format_sequence_set(answer.uids)}]"
     return "APPEND completed", code
+
+
+def _summary(s: ImapSessionActor, data: bytes) -> bytes | None:
+    """The cached summary, made here rather than on the store's single thread."""
+    try:
+        return summarize(data)
+    except Exception:
+        s.log.warning("summarizing appended message failed", exc_info=True)
+        return None
 
 
 def _now() -> datetime:
