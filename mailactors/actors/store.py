@@ -266,7 +266,7 @@ class StoreActor(pykka.ThreadingActor):
             DeliveryRequest(message.mailbox, Path(d.source), d.received, d.flags, d.summary)
             for d in message.deliveries
         ]
-        outcomes = store.deliver_many(requests)
+        outcomes = store.deliver_many(requests, atomic=True)
         changes: list[Change] = []
         uids: list[int] = []
         errors = [o.error for o in outcomes if o.error is not None or o.message is None]

@@ -199,6 +199,10 @@ class DeliveryRequest:
     summary: bytes | None = None
 
 
+class _AllOrNothingError(Exception):
+    """An atomic deliver_many had a failing request: roll everything back."""
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
     """Result of one DeliveryRequest: `message` on success, else `error`."""
@@ -702,7 +706,9 @@ class AccountStore:
             )
         return _message_from_row(row)
 
-    def deliver_many(self, requests: Sequence[DeliveryRequest]) -> list[DeliveryOutcome]:
+    def deliver_many(
+        self, requests: Sequence[DeliveryRequest], *, atomic: bool = False
+    ) -> list[DeliveryOutcome]:
         """Group commit: deliver every request in ONE transaction.
 
         Each message gets its own modseq (createseq = modseq). Files are linked,
@@ -711,6 +717,8 @@ class AccountStore:
         error and the others still commit. If the transaction as a whole fails
         (storage full, I/O error) nothing is committed, linked files are removed, and
         every outcome carries the error ("storage full: ..." for StorageFullError).
+        With `atomic` (IMAP MULTIAPPEND, RFC 3502 sec. 6: "If the server cannot append
+        all messages, none of them are appended"), one failing request fails them all.
         """
         self._require_writer()
         outcomes: list[DeliveryOutcome] = []
@@ -720,11 +728,16 @@ class AccountStore:
             with self.db.transaction():
                 for i, req in enumerate(requests):
                     outcomes.append(self._deliver_one(i, req, linked, dirs))
+                failed = [o.error for o in outcomes if o.error is not None]
+                if atomic and failed:
+                    raise _AllOrNothingError(failed[0])
                 for d in sorted(dirs):
                     syncdir(d)
         except Exception as exc:
             self._undo_links(linked)
-            if isinstance(exc, StorageFullError):
+            if isinstance(exc, _AllOrNothingError):
+                error = str(exc)
+            elif isinstance(exc, StorageFullError):
                 error = f"storage full: {exc}"
                 self.log.error("delivery failed: storage full", extra={"err": str(exc)})
             else:

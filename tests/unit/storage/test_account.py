@@ -655,3 +655,34 @@ def test_readonly_store_of_a_closed_account(
         assert reader.check_files() == ([], [])
     finally:
         reader.close()
+
+
+def test_deliver_many_atomic_appends_all_or_nothing(tmp_path: Path) -> None:
+    """RFC 3502 sec. 6: a MULTIAPPEND that cannot append all messages appends none."""
+    store = AccountStore(tmp_path / "acct", logging.getLogger("test"))
+    store.init()
+    try:
+        store.ensure_default_mailboxes()
+        good = tmp_path / "good.eml"
+        good.write_bytes(b"Subject: good\r\n\r\nbody\r\n")
+        missing = tmp_path / "missing.eml"
+        now = datetime.now(UTC)
+        before = store.current_modseq()
+        outcomes = store.deliver_many(
+            [DeliveryRequest("Inbox", good, now), DeliveryRequest("Inbox", missing, now)],
+            atomic=True,
+        )
+        assert all(o.message is None and o.error for o in outcomes)
+        inbox = store.mailbox("Inbox")
+        assert inbox is not None
+        assert store.messages(inbox.id) == []
+        assert store.current_modseq() == before
+        assert [p for p in (tmp_path / "acct" / "msg").rglob("*") if p.is_file()] == []
+        # Without atomic, the good one is delivered.
+        outcomes = store.deliver_many(
+            [DeliveryRequest("Inbox", good, now), DeliveryRequest("Inbox", missing, now)]
+        )
+        assert outcomes[0].message is not None and outcomes[1].error
+        assert len(store.messages(inbox.id)) == 1
+    finally:
+        store.close()
