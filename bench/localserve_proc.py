@@ -1,0 +1,83 @@
+"""Start a fresh `mailactors localserve` process on free ports, for the benchmarks."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MAILBENCH = ROOT.parent / "shared" / "mailbench.py"
+LOCALSERVE_PORTS = (1025, 1587, 1465, 1143, 1993, 1080, 1443)
+
+
+@dataclass(frozen=True)
+class Localserve:
+    pid: int
+    ports: dict[int, int]  # localserve's default port -> the free port it got
+
+    @property
+    def smtp(self) -> int:
+        return self.ports[1025]
+
+    @property
+    def imap(self) -> int:
+        return self.ports[1143]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running_localserve(prefix: str = "mailactors-bench-") -> Iterator[Localserve]:
+    """A localserve in a temporary directory; stopped with SIGINT on exit."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        d = Path(tmp)
+        subprocess.run(
+            [sys.executable, "-c",
+             "import logging, pathlib, sys; from mailactors.actors.localserve import ensure_localserve_files;"
+             "ensure_localserve_files(pathlib.Path(sys.argv[1]), '127.0.0.1', logging.getLogger('bench'))", str(d)],
+            check=True,
+        )
+        conf = d / "mailactors.conf"
+        text = conf.read_text()
+        ports: dict[int, int] = {}
+        for old in LOCALSERVE_PORTS:
+            ports[old] = free_port()
+            text = re.sub(rf"port: {old}\b", f"port: {ports[old]}", text)
+        conf.write_text(text)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mailactors", "-config", str(conf), "localserve"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            for port in (ports[1025], ports[1143]):
+                while True:
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline or server.poll() is not None:
+                            raise RuntimeError("localserve did not start") from None
+                        time.sleep(0.1)
+            yield Localserve(server.pid, ports)
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
