@@ -153,3 +153,18 @@ def test_sigkill_loses_no_acknowledged_message(tmp_path: Path) -> None:
         assert data.endswith(b"x" * 2000 + b"\r\n"), "a stored message is incomplete"
     missing = [m for m in acked if m not in stored_ids]
     assert missing == [], f"{len(missing)} acknowledged messages lost"
+
+
+def test_ip_is_written_on_first_run_and_overridden_later(tmp_path: Path) -> None:
+    from mailactors.actors.localserve import override_ip
+
+    d = tmp_path / "ls"
+    conf = ensure_localserve_files(d, "127.0.0.2", log)
+    config = load_config(conf)
+    assert [listener.ips for listener in config.static.listeners.values()] == [("127.0.0.2",)]
+    # A second first-run call does not rewrite the files.
+    assert ensure_localserve_files(d, "127.0.0.3", log) == conf
+    assert load_config(conf).static.listeners["local"].ips == ("127.0.0.2",)
+    # -ip given again overrides for that run only.
+    assert override_ip(config, "127.0.0.3").static.listeners["local"].ips == ("127.0.0.3",)
+    assert load_config(conf).static.listeners["local"].ips == ("127.0.0.2",)
