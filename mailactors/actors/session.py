@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import pykka
 
-from mailactors.actors.connection import Connection, ConnectionLog, TlsError
+from mailactors.actors.connection import TlsError
 from mailactors.actors.localserve_errors import localserve_reply
 from mailactors.actors.messages import (
     AuthAllowed,
@@ -31,14 +31,13 @@ from mailactors.actors.messages import (
     DeliveryResult,
     GetPasswordCredentials,
     PasswordCredentials,
-    SessionEnded,
     Shutdown,
     SocketData,
     SocketError,
     SocketTimeout,
 )
 from mailactors.actors.services import Services
-from mailactors.actors.tell import tell_urn
+from mailactors.actors.sessionbase import ConnectionSession
 from mailactors.protocol.address import AddressError, parse_address
 from mailactors.protocol.message import summarize
 from mailactors.protocol.sasl.scram import ScramCredentials
@@ -87,7 +86,7 @@ class Transaction:
     results: list[DeliveryResult] = field(default_factory=list)
 
 
-class SmtpSessionActor(pykka.ThreadingActor):
+class SmtpSessionActor(ConnectionSession):
     """One SMTP connection (port 25 style, submission, or submissions)."""
 
     def __init__(
@@ -100,28 +99,19 @@ class SmtpSessionActor(pykka.ThreadingActor):
         listener_urn: str,
         log: logging.Logger,
     ) -> None:
-        super().__init__()
-        self.peer_ip = peer_ip
-        self.cid = cid
+        super().__init__(sock, peer_ip, cid, services, listener_urn, log)
         self.settings = settings
-        self.services = services
-        self.listener_urn = listener_urn
-        self.log = ConnectionLog(log, {"cid": cid})
-        self.sock = sock
-        self.conn: Connection | None = None
         self.smtp: smtp.SmtpServer | None = None
         self.helo = ""
         self.account: str | None = None  # after AUTH
         self.tx = Transaction()
         self.request_ids = iter(range(1, 1 << 62))
-        self.closing = False
         self.credit_owed = 0  # input chunks handled while waiting for stores
 
     # --- lifecycle ------------------------------------------------------------------
 
     def on_start(self) -> None:
         s = self.settings
-        config = self.services.config
         tls_ctx = self.services.tls_contexts.get(s.tls) if s.tls else None
         self.smtp = smtp.SmtpServer(
             smtp.ServerSettings(
@@ -133,40 +123,24 @@ class SmtpSessionActor(pykka.ThreadingActor):
                 max_recipients=s.max_recipients,
             )
         )
-        self.localserve = config.static.localserve
         self.handlers = self._handlers()
-        self.conn = Connection(self.sock, self.actor_ref, self.log.logger, self.cid, SMTP_IDLE_TIMEOUT)
-        self.log.info("new connection", extra={"remote": self.peer_ip, "kind": s.kind})
-        if s.kind == "submissions":
-            assert tls_ctx is not None
-            self.conn.start_tls(tls_ctx)
-        else:
+        implicit = s.kind == "submissions"
+        if implicit and tls_ctx is None:
+            raise RuntimeError("submissions listener without a TLS certificate")
+        conn = self._open_connection(s.kind, SMTP_IDLE_TIMEOUT, tls_ctx if implicit else None)
+        if not implicit:
             self.smtp.greeting()
             self._flush()
-        self.conn.start_reader()
+        conn.start_reader()
 
     def on_stop(self) -> None:
         self._end_transaction()
-        if self.conn is not None:
-            self.conn.close()
-        tell_urn(self.listener_urn, SessionEnded(self.actor_urn), self.log.logger)
-        self.log.debug("connection closed")
+        self._end_connection()
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        self.log.error(
-            "session crashed", exc_info=(exception_type, exception_value, traceback)
-        )
-        if self.conn is not None:
-            try:
-                self.conn.send(Reply(421, "4.3.0", "internal server error, closing").to_bytes())
-            except (OSError, TlsError):
-                self.log.debug("could not send 421 after crash")
+        goodbye = Reply(421, "4.3.0", "internal server error, closing").to_bytes()
+        self._crashed(goodbye, (exception_type, exception_value, traceback))
         self.on_stop()
-
-    def _close(self) -> None:
-        if not self.closing:
-            self.closing = True
-            self.actor_ref.stop(block=False)
 
     # --- inbox --------------------------------------------------------------------------
 

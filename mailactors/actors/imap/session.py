@@ -23,7 +23,7 @@ from typing import Any
 
 import pykka
 
-from mailactors.actors.connection import Connection, ConnectionLog, TlsError
+from mailactors.actors.connection import TlsError
 from mailactors.actors.imap import commands_mailbox, commands_message
 from mailactors.actors.imap.errors import ImapError
 from mailactors.actors.imap.selected import Notify, SelectedMailbox
@@ -34,7 +34,6 @@ from mailactors.actors.messages import (
     Changes,
     GetPasswordCredentials,
     PasswordCredentials,
-    SessionEnded,
     Shutdown,
     SocketData,
     SocketError,
@@ -43,7 +42,7 @@ from mailactors.actors.messages import (
     Unsubscribe,
 )
 from mailactors.actors.services import Services
-from mailactors.actors.tell import tell_urn
+from mailactors.actors.sessionbase import ConnectionSession
 from mailactors.protocol.imap import commands as c
 from mailactors.protocol.imap.framing import (
     DEFAULT_MAX_LITERAL,
@@ -126,7 +125,7 @@ class _Sasl:
     account: str | None = None
 
 
-class ImapSessionActor(pykka.ThreadingActor):
+class ImapSessionActor(ConnectionSession):
     """One IMAP connection (imap with STARTTLS, or imaps)."""
 
     def __init__(
@@ -139,18 +138,10 @@ class ImapSessionActor(pykka.ThreadingActor):
         listener_urn: str,
         log: logging.Logger,
     ) -> None:
-        super().__init__()
-        self.sock = sock
-        self.peer_ip = peer_ip
-        self.cid = cid
+        super().__init__(sock, peer_ip, cid, services, listener_urn, log)
         self.settings = settings
-        self.services = services
-        self.listener_urn = listener_urn
-        self.log = ConnectionLog(log, {"cid": cid})
-        self.conn: Connection | None = None
         self.reader = CommandReader(max_literal=DEFAULT_MAX_LITERAL, literal_plus=True)
         self.out = bytearray()
-        self.closing = False
         self.account: str | None = None
         self.store: pykka.ActorRef[Any] | None = None
         self.db: AccountStore | None = None
@@ -161,24 +152,19 @@ class ImapSessionActor(pykka.ThreadingActor):
         self.idle_tag: str | None = None
         self.sasl: _Sasl | None = None
         self.bad_commands = 0
-        self.localserve = services.config.static.localserve
 
     # --- lifecycle ------------------------------------------------------------------
 
     def on_start(self) -> None:
-        self.conn = Connection(
-            self.sock, self.actor_ref, self.log.logger, self.cid, IMAP_IDLE_TIMEOUT
-        )
-        self.log.info("new connection", extra={"remote": self.peer_ip, "kind": self.settings.kind})
-        if self.settings.kind == "imaps":
-            ctx = self.services.tls_contexts.get(self.settings.tls or "")
-            if ctx is None:
-                raise RuntimeError("imaps listener without a TLS certificate")
-            self.conn.start_tls(ctx)
-        else:
+        implicit = self.settings.kind == "imaps"
+        ctx = self.services.tls_contexts.get(self.settings.tls or "")
+        if implicit and ctx is None:
+            raise RuntimeError("imaps listener without a TLS certificate")
+        conn = self._open_connection(self.settings.kind, IMAP_IDLE_TIMEOUT, ctx if implicit else None)
+        if not implicit:
             self._greeting()
             self._flush()
-        self.conn.start_reader()
+        conn.start_reader()
 
     def _greeting(self) -> None:
         caps = " ".join(self.capabilities())
@@ -192,24 +178,12 @@ class ImapSessionActor(pykka.ThreadingActor):
                 pass
             self.store = None
         self._close_db()
-        if self.conn is not None:
-            self.conn.close()
-        tell_urn(self.listener_urn, SessionEnded(self.actor_urn), self.log.logger)
-        self.log.debug("connection closed")
+        self._end_connection()
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        self.log.error("session crashed", exc_info=(exception_type, exception_value, traceback))
-        if self.conn is not None:
-            try:
-                self.conn.send(untagged_status("BYE", "internal server error", "[SERVERBUG]"))
-            except (OSError, TlsError, ValueError):
-                self.log.debug("could not send BYE after crash")
+        goodbye = untagged_status("BYE", "internal server error", "[SERVERBUG]")
+        self._crashed(goodbye, (exception_type, exception_value, traceback))
         self.on_stop()
-
-    def _close(self) -> None:
-        if not self.closing:
-            self.closing = True
-            self.actor_ref.stop(block=False)
 
     def _close_db(self) -> None:
         if self.db is not None:

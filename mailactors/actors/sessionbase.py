@@ -1,0 +1,76 @@
+"""ConnectionSession: what every connection's session actor (SMTP, IMAP) shares.
+
+It owns the socket through a Connection, logs with the connection id, says goodbye
+when it crashes, and tells its listener when it ends. Subclasses add the protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from typing import Any
+
+import pykka
+
+from mailactors.actors.connection import Connection, ConnectionLog, TlsError
+from mailactors.actors.messages import SessionEnded
+from mailactors.actors.services import Services
+from mailactors.actors.tell import tell_urn
+
+
+class ConnectionSession(pykka.ThreadingActor):
+    """Base of the session actors: one connection, its log, its end."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer_ip: str,
+        cid: str,
+        services: Services,
+        listener_urn: str,
+        log: logging.Logger,
+    ) -> None:
+        super().__init__()
+        self.sock = sock
+        self.peer_ip = peer_ip
+        self.cid = cid
+        self.services = services
+        self.listener_urn = listener_urn
+        self.log = ConnectionLog(log, {"cid": cid})
+        self.conn: Connection | None = None
+        self.closing = False
+        self.localserve = services.config.static.localserve
+
+    def _open_connection(
+        self, kind: str, idle_timeout: float, implicit_tls: ssl.SSLContext | None
+    ) -> Connection:
+        """Wrap the socket; with implicit TLS the handshake starts with the first bytes."""
+        conn = Connection(self.sock, self.actor_ref, self.log.logger, self.cid, idle_timeout)
+        self.conn = conn
+        self.log.info("new connection", extra={"remote": self.peer_ip, "kind": kind})
+        if implicit_tls is not None:
+            conn.start_tls(implicit_tls)
+        return conn
+
+    def _close(self) -> None:
+        """Stop after the current message; on_stop closes the connection."""
+        if not self.closing:
+            self.closing = True
+            self.actor_ref.stop(block=False)
+
+    def _end_connection(self) -> None:
+        """Close the connection and tell the listener (from on_stop)."""
+        if self.conn is not None:
+            self.conn.close()
+        tell_urn(self.listener_urn, SessionEnded(self.actor_urn), self.log.logger)
+        self.log.debug("connection closed")
+
+    def _crashed(self, goodbye: bytes, exc_info: tuple[Any, Any, Any]) -> None:
+        """A crash ends only this session: log it, say goodbye (421 / BYE) if possible."""
+        self.log.error("session crashed", exc_info=exc_info)
+        if self.conn is not None:
+            try:
+                self.conn.send(goodbye)
+            except (OSError, TlsError, ValueError):
+                self.log.debug("could not say goodbye after crash")
