@@ -22,7 +22,7 @@ from typing import Any
 import pykka
 
 from mailactors.actors.messages import Ping, SessionEnded, Shutdown
-from mailactors.actors.services import Services
+from mailactors.actors.services import Services, UpdateServices
 
 # Accepting stops when this many sessions of one listener are open.
 MAX_SESSIONS_PER_LISTENER = 4096
@@ -47,13 +47,6 @@ class Accepted:
 
 
 SessionFactory = Callable[[socket.socket, str, str, Services, str], pykka.ActorRef[Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateServices:
-    """New wiring after a restart of a long-lived actor (in-process only)."""
-
-    services: Services
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +128,12 @@ class ListenerActor(pykka.ThreadingActor):
             return None
         if isinstance(message, UpdateServices):
             self.services = message.services
+            # Sessions hold refs to stores too: a restarted store must reach them.
+            for ref in list(self.sessions.values()):
+                try:
+                    ref.tell(message)
+                except pykka.ActorDeadError:
+                    continue
             return None
         if isinstance(message, StopSessions):
             self._close_socket()

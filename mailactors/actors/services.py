@@ -28,3 +28,10 @@ class Services:
 
     def store_for(self, account: str) -> pykka.ActorRef[Any] | None:
         return self.stores.get(account)
+
+
+@dataclass(frozen=True)
+class UpdateServices:
+    """New wiring after a restart of a long-lived actor (in-process only)."""
+
+    services: Services

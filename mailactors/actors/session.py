@@ -36,7 +36,7 @@ from mailactors.actors.messages import (
     SocketError,
     SocketTimeout,
 )
-from mailactors.actors.services import Services
+from mailactors.actors.services import Services, UpdateServices
 from mailactors.actors.sessionbase import ConnectionSession
 from mailactors.protocol.address import AddressError, parse_address
 from mailactors.protocol.message import summarize
@@ -160,6 +160,8 @@ class SmtpSessionActor(ConnectionSession):
             self._close()
         elif isinstance(message, Shutdown):
             self._send_and_close(Reply(421, "4.3.2", f"{self.settings.hostname} shutting down"))
+        elif isinstance(message, UpdateServices):
+            self.services = message.services
         else:
             raise TypeError(f"SmtpSessionActor: unexpected message {type(message).__name__}")
         return None

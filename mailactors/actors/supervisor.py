@@ -24,9 +24,9 @@ import pykka
 
 from mailactors.actors.imap.session import ImapListenerSettings, ImapSessionActor
 from mailactors.actors.limiter import AuthLimiterActor
-from mailactors.actors.listener import ListenerActor, SessionFactory, StopSessions, UpdateServices
+from mailactors.actors.listener import ListenerActor, SessionFactory, StopSessions
 from mailactors.actors.messages import CheckChildren, Ping
-from mailactors.actors.services import Services
+from mailactors.actors.services import Services, UpdateServices
 from mailactors.actors.session import SmtpListenerSettings, SmtpSessionActor
 from mailactors.actors.store import StoreActor
 from mailactors.actors.tls import server_tls_context
@@ -134,7 +134,8 @@ class Supervisor(pykka.ThreadingActor):
             self._check_children()
             return None
         if isinstance(message, GetStore):
-            return self._ref(f"store:{message.account}")
+            child = self.state.children.get(f"store:{message.account}")
+            return None if child is None else child.ref
         if isinstance(message, Ping):
             return True
         raise TypeError(f"Supervisor: unexpected message {type(message).__name__}")
@@ -366,7 +367,11 @@ class RunningServer:
 
     def store(self, account: str) -> pykka.ActorRef[Any]:
         """The StoreActor of an account (for setup work such as setting a password)."""
-        ref = cast(pykka.ActorRef[Any], self.supervisor.ask(GetStore(account), timeout=STOP_TIMEOUT))
+        ref = cast(
+            pykka.ActorRef[Any] | None, self.supervisor.ask(GetStore(account), timeout=STOP_TIMEOUT)
+        )
+        if ref is None:
+            raise LookupError(f"no running store for account {account!r} (restarting?)")
         return ref
 
     def stop(self) -> None:

@@ -41,7 +41,7 @@ from mailactors.actors.messages import (
     Subscribe,
     Unsubscribe,
 )
-from mailactors.actors.services import Services
+from mailactors.actors.services import Services, UpdateServices
 from mailactors.actors.sessionbase import ConnectionSession
 from mailactors.protocol.imap import commands as c
 from mailactors.protocol.imap.framing import (
@@ -219,6 +219,8 @@ class ImapSessionActor(ConnectionSession):
             self._close()
         elif isinstance(message, Shutdown):
             self._send_and_close(untagged_status("BYE", "server shutting down", "[UNAVAILABLE]"))
+        elif isinstance(message, UpdateServices):
+            self._on_services_updated(message.services)
         else:
             raise TypeError(f"ImapSessionActor: unexpected message {type(message).__name__}")
         return None
@@ -227,6 +229,23 @@ class ImapSessionActor(ConnectionSession):
         self._send(data)
         self._flush()
         self._close()
+
+    def _on_services_updated(self, services: Services) -> None:
+        """A long-lived actor restarted: subscribe to the new store and catch up."""
+        self.services = services
+        if self.account is None:
+            return
+        store = services.store_for(self.account)
+        if store is None or (self.store is not None and store.actor_urn == self.store.actor_urn):
+            return
+        self.store = store
+        store.tell(Subscribe(self.actor_urn))
+        self.log.info("resubscribed to restarted store", extra={"account": self.account})
+        if self.idle_tag is not None and self.selected is not None:
+            # Changes made while no store published them come from the database.
+            self._sync(allow_expunge=True)
+            self._close_db()
+            self._flush()
 
     def _on_changes(self, message: Changes) -> None:
         # Outside IDLE the view catches up from the database at the next command.
