@@ -251,9 +251,19 @@ class Database:
     def integrity_check(self) -> list[str]:
         """Problems found by PRAGMA integrity_check and foreign_key_check; [] if none."""
         conn = self.connection
-        problems = [str(row[0]) for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
-        for table, rowid, parent, _fkid in conn.execute("PRAGMA foreign_key_check"):
-            problems.append(
-                f"foreign key violation: {table} row {rowid} refers to missing {parent}"
-            )
+        # Some damage (e.g. a broken b-tree page) makes the check itself fail with
+        # SQLITE_CORRUPT instead of returning rows: that is a finding too.
+        try:
+            problems = [
+                str(row[0]) for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"
+            ]
+        except (apsw.CorruptError, apsw.NotADBError) as exc:
+            return [f"database is corrupt: {exc}"]
+        try:
+            for table, rowid, parent, _fkid in conn.execute("PRAGMA foreign_key_check"):
+                problems.append(
+                    f"foreign key violation: {table} row {rowid} refers to missing {parent}"
+                )
+        except (apsw.CorruptError, apsw.NotADBError) as exc:
+            problems.append(f"database is corrupt: {exc}")
         return problems
