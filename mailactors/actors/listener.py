@@ -26,6 +26,8 @@ from mailactors.actors.services import Services, UpdateServices
 
 # Accepting stops when this many sessions of one listener are open.
 MAX_SESSIONS_PER_LISTENER = 4096
+# Concurrent sessions one client address may hold on one listener.
+MAX_SESSIONS_PER_IP = 100
 # How often the accept thread looks whether it should stop.
 ACCEPT_POLL_INTERVAL = 0.25
 
@@ -64,9 +66,16 @@ class ListenerActor(pykka.ThreadingActor):
         start_session: SessionFactory,
         services: Services,
         log: logging.Logger,
+        *,
+        refusal: bytes = b"",
+        max_per_ip: int = MAX_SESSIONS_PER_IP,
     ) -> None:
         super().__init__()
         self.name = name
+        self.refusal = refusal  # sent to a refused client: "421 ..." / "* BYE ..."
+        self.max_per_ip = max_per_ip
+        self.session_ips: dict[str, str] = {}  # session urn -> client address
+        self.per_ip: dict[str, int] = {}
         self.sock = sock
         self.start_session = start_session
         self.services = services
@@ -108,9 +117,17 @@ class ListenerActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Accepted):
+            ip = message.peer_ip
             if self._stopping.is_set() or len(self.sessions) >= MAX_SESSIONS_PER_LISTENER:
                 self.log.info("connection refused: too many sessions", extra={"listener": self.name})
-                message.sock.close()
+                self._refuse(message.sock)
+                return None
+            if self.per_ip.get(ip, 0) >= self.max_per_ip:
+                self.log.info(
+                    "connection refused: too many from this address",
+                    extra={"listener": self.name, "remote": ip},
+                )
+                self._refuse(message.sock)
                 return None
             cid = new_cid()
             try:
@@ -122,9 +139,18 @@ class ListenerActor(pykka.ThreadingActor):
                 message.sock.close()
                 return None
             self.sessions[ref.actor_urn] = ref
+            self.session_ips[ref.actor_urn] = ip
+            self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
             return None
         if isinstance(message, SessionEnded):
             self.sessions.pop(message.urn, None)
+            ended_ip = self.session_ips.pop(message.urn, None)
+            if ended_ip is not None:
+                left = self.per_ip.get(ended_ip, 1) - 1
+                if left > 0:
+                    self.per_ip[ended_ip] = left
+                else:
+                    self.per_ip.pop(ended_ip, None)
             return None
         if isinstance(message, UpdateServices):
             self.services = message.services
@@ -141,6 +167,16 @@ class ListenerActor(pykka.ThreadingActor):
         if isinstance(message, Ping):
             return True
         raise TypeError(f"ListenerActor: unexpected message {type(message).__name__}")
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """Say why (best effort, never blocking the listener long), then close."""
+        if self.refusal:
+            try:
+                sock.settimeout(1.0)
+                sock.sendall(self.refusal)
+            except OSError as exc:
+                self.log.debug("sending refusal failed", extra={"err": str(exc)})
+        sock.close()
 
     def _close_socket(self) -> None:
         self._stopping.set()

@@ -41,6 +41,9 @@ RESTART_BACKOFF_MAX = 30.0
 RESTART_BACKOFF_RESET = 60.0
 
 SMTP_KINDS = ("smtp", "submission", "submissions")
+# What a client refused for too many connections reads (plaintext listeners only).
+SMTP_REFUSAL = b"421 4.7.0 too many connections from your address, try again later\r\n"
+IMAP_REFUSAL = b"* BYE [UNAVAILABLE] too many connections from your address\r\n"
 IMAP_KINDS = ("imap", "imaps")
 
 
@@ -224,7 +227,12 @@ class Supervisor(pykka.ThreadingActor):
                     sock = bind_socket(ip, service.port)
                     port = sock.getsockname()[1]
                     ref = ListenerActor.start(
-                        f"{lname}/{kind}/{ip}", sock, factory, self.services, listener_log
+                        f"{lname}/{kind}/{ip}",
+                        sock,
+                        factory,
+                        self.services,
+                        listener_log,
+                        refusal=b"" if kind == "submissions" else SMTP_REFUSAL,
                     )
                     ref.ask(Ping(), timeout=START_TIMEOUT)
                     self.state.listeners.append(ref)
@@ -244,7 +252,12 @@ class Supervisor(pykka.ThreadingActor):
                     sock = bind_socket(ip, imap_service.port)
                     port = sock.getsockname()[1]
                     ref = ListenerActor.start(
-                        f"{lname}/{kind}/{ip}", sock, imap_factory, self.services, listener_log
+                        f"{lname}/{kind}/{ip}",
+                        sock,
+                        imap_factory,
+                        self.services,
+                        listener_log,
+                        refusal=b"" if kind == "imaps" else IMAP_REFUSAL,
                     )
                     ref.ask(Ping(), timeout=START_TIMEOUT)
                     self.state.listeners.append(ref)
