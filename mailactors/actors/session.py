@@ -16,28 +16,25 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import pykka
 
 from mailactors.actors.connection import TlsError
 from mailactors.actors.localserve_errors import localserve_reply
 from mailactors.actors.messages import (
-    AuthAllowed,
     AuthFailed,
     AuthSucceeded,
     DeliverMessages,
     Delivery,
     DeliveryResult,
-    GetPasswordCredentials,
-    PasswordCredentials,
     Shutdown,
     SocketData,
     SocketError,
     SocketTimeout,
 )
 from mailactors.actors.services import Services, UpdateServices
-from mailactors.actors.sessionbase import ConnectionSession
+from mailactors.actors.sessionbase import ConnectionSession, CredentialsUnavailable
 from mailactors.protocol.address import AddressError, parse_address
 from mailactors.protocol.message import summarize
 from mailactors.protocol.sasl.scram import ScramCredentials
@@ -50,8 +47,6 @@ from mailactors.storage.files import SpoolFile, StorageFullError, create_spool_f
 SMTP_IDLE_TIMEOUT = 300.0
 # Messages up to this size are summarized by the session; larger ones by the store.
 SUMMARY_IN_SESSION_MAX = 1 << 20
-# Upper bound for asks down the hierarchy (store, limiter).
-ASK_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,11 +320,7 @@ class SmtpSessionActor(ConnectionSession):
 
     def _on_auth_credentials(self, event: smtp.AuthCredentialsNeeded) -> None:
         assert self.smtp is not None
-        try:
-            allowed = self.services.limiter.ask(AuthAllowed(self.peer_ip), timeout=ASK_TIMEOUT)
-        except (pykka.ActorDeadError, pykka.Timeout):
-            allowed = True  # the limiter restarts; do not lock everyone out meanwhile
-        if not allowed:
+        if not self._auth_allowed():
             self.log.info("auth refused: too many failures", extra={"remote": self.peer_ip})
             self.smtp.auth_refused(
                 Reply(454, "4.7.0", "too many authentication failures, try again later")
@@ -338,33 +329,14 @@ class SmtpSessionActor(ConnectionSession):
         account = self._account_for_login(event.username)
         creds: ScramCredentials | None = None
         if account is not None:
-            store = self.services.store_for(account)
-            stored: PasswordCredentials | None = None
-            if store is not None:
-                try:
-                    stored = cast(
-                        PasswordCredentials | None,
-                        store.ask(GetPasswordCredentials(), timeout=ASK_TIMEOUT),
-                    )
-                except (pykka.ActorDeadError, pykka.Timeout):
-                    self.smtp.auth_refused(Reply(454, "4.7.0", "temporary authentication failure"))
-                    return
-            if stored is not None:
-                creds = ScramCredentials(
-                    stored.salt, stored.iterations, stored.stored_key, stored.server_key
-                )
+            try:
+                creds = self._stored_credentials(account)
+            except CredentialsUnavailable:
+                creds = None
+            except (pykka.ActorDeadError, pykka.Timeout):
+                self.smtp.auth_refused(Reply(454, "4.7.0", "temporary authentication failure"))
+                return
         self.smtp.auth_credentials(creds, accept_any_password=self.localserve and account is not None)
-
-    def _account_for_login(self, username: str) -> str | None:
-        domains = self.services.config.domains
-        if username in domains.accounts:
-            return username
-        found = domains.account_for_address(username) if "@" in username else None
-        if found is not None:
-            return found[0].name
-        if self.localserve:
-            return next(iter(domains.accounts))
-        return None
 
     def _on_authenticated(self, event: smtp.Authenticated) -> None:
         self.account = self._account_for_login(event.username)

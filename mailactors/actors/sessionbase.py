@@ -14,9 +14,22 @@ from typing import Any
 import pykka
 
 from mailactors.actors.connection import Connection, ConnectionLog, TlsError
-from mailactors.actors.messages import SessionEnded
+from mailactors.actors.messages import (
+    AuthAllowed,
+    GetPasswordCredentials,
+    PasswordCredentials,
+    SessionEnded,
+)
 from mailactors.actors.services import Services
 from mailactors.actors.tell import tell_urn
+from mailactors.protocol.sasl.scram import ScramCredentials
+
+# Upper bound for asks down the hierarchy (store, limiter).
+ASK_TIMEOUT = 30.0
+
+
+class CredentialsUnavailable(Exception):
+    """The account has no running store to ask for its password hash."""
 
 
 class ConnectionSession(pykka.ThreadingActor):
@@ -74,3 +87,44 @@ class ConnectionSession(pykka.ThreadingActor):
                 self.conn.send(goodbye)
             except (OSError, TlsError, ValueError):
                 self.log.debug("could not say goodbye after crash")
+
+    # --- authentication, shared by SMTP AUTH and IMAP LOGIN/AUTHENTICATE -------------
+
+    def _auth_allowed(self) -> bool:
+        """Ask the limiter whether this client address may try a password now."""
+        try:
+            allowed = self.services.limiter.ask(AuthAllowed(self.peer_ip), timeout=ASK_TIMEOUT)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return True  # the limiter restarts; do not lock everyone out meanwhile
+        return bool(allowed)
+
+    def _account_for_login(self, username: str) -> str | None:
+        """The account a login name means: an account name or one of its addresses.
+
+        localserve maps any other name to its one account.
+        """
+        domains = self.services.config.domains
+        if username in domains.accounts:
+            return username
+        found = domains.account_for_address(username) if "@" in username else None
+        if found is not None:
+            return found[0].name
+        if self.localserve:
+            return next(iter(domains.accounts))
+        return None
+
+    def _stored_credentials(self, account: str) -> ScramCredentials | None:
+        """The account's salted SCRAM-SHA-256 hash, None when it has no password.
+
+        Raises CredentialsUnavailable without a store, and pykka.ActorDeadError or
+        pykka.Timeout when the store does not answer.
+        """
+        store = self.services.store_for(account)
+        if store is None:
+            raise CredentialsUnavailable(account)
+        stored = store.ask(GetPasswordCredentials(), timeout=ASK_TIMEOUT)
+        if not isinstance(stored, PasswordCredentials):
+            return None
+        return ScramCredentials(
+            stored.salt, stored.iterations, stored.stored_key, stored.server_key
+        )

@@ -412,14 +412,20 @@ def link_or_copy(src: Path, dst: Path) -> None:
     _copy_file(src, dst)
 
 
-def _copy_file(src: Path, dst: Path) -> None:
-    if dst.exists():
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
-    tmp, out = _create_exclusive(dst.parent, ".copy-")
+def _write_via_temp(
+    dst: Path, prefix: str, fill: Callable[[BinaryIO], object], mode: int | None = None
+) -> None:
+    """Write a temp file in dst's directory with `fill`, fsync, close, then rename.
+
+    The temp file is closed before the rename (Windows semantics) and removed on any
+    failure; a full disk is raised as StorageFullError.
+    """
+    tmp, out = _create_exclusive(dst.parent, prefix)
     try:
         try:
-            with open_file(src, "rb") as inp:
-                shutil.copyfileobj(inp, out, _COPY_CHUNK)
+            if mode is not None:
+                os.chmod(tmp, mode)
+            fill(out)
             out.flush()
             os.fsync(out.fileno())
         finally:
@@ -433,6 +439,17 @@ def _copy_file(src: Path, dst: Path) -> None:
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    if dst.exists():
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+
+    def copy_into(out: BinaryIO) -> None:
+        with open_file(src, "rb") as inp:
+            shutil.copyfileobj(inp, out, _COPY_CHUNK)
+
+    _write_via_temp(dst, ".copy-", copy_into)
 
 
 def _remove_quietly(path: Path) -> None:
@@ -451,23 +468,5 @@ def write_file_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     `mode` sets the permission bits (e.g. 0o600 for private keys) before any data is
     written.
     """
-    tmp, f = _create_exclusive(path.parent, f".{path.name}.")
-    try:
-        try:
-            if mode is not None:
-                os.chmod(tmp, mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        finally:
-            f.close()
-        rename_file(tmp, path)
-    except OSError as exc:
-        _remove_quietly(tmp)
-        if _is_full(exc):
-            raise _as_full(exc, path) from exc
-        raise
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
+    _write_via_temp(path, f".{path.name}.", lambda f: f.write(data), mode)
     syncdir(path.parent)

@@ -28,12 +28,9 @@ from mailactors.actors.imap import commands_mailbox, commands_message
 from mailactors.actors.imap.errors import ImapError
 from mailactors.actors.imap.selected import Notify, SelectedMailbox
 from mailactors.actors.messages import (
-    AuthAllowed,
     AuthFailed,
     AuthSucceeded,
     Changes,
-    GetPasswordCredentials,
-    PasswordCredentials,
     Shutdown,
     SocketData,
     SocketError,
@@ -42,7 +39,7 @@ from mailactors.actors.messages import (
     Unsubscribe,
 )
 from mailactors.actors.services import Services, UpdateServices
-from mailactors.actors.sessionbase import ConnectionSession
+from mailactors.actors.sessionbase import ConnectionSession, CredentialsUnavailable
 from mailactors.protocol.imap import commands as c
 from mailactors.protocol.imap.framing import (
     DEFAULT_MAX_LITERAL,
@@ -69,7 +66,6 @@ from mailactors.storage.account import AccountStore
 # (RFC 2177), so a little over 30 minutes.
 IMAP_IDLE_TIMEOUT = 31 * 60.0
 # Upper bound for asks down the hierarchy (store, limiter).
-ASK_TIMEOUT = 30.0
 # Not an RFC number: after this many commands answered BAD in a row, say BYE.
 MAX_BAD_COMMANDS = 25
 # Output is written to the socket in pieces of about this size (large FETCHes).
@@ -504,34 +500,13 @@ class ImapSessionActor(ConnectionSession):
         assert self.conn is not None
         return not self.conn.tls_active and not self.localserve
 
-    def _auth_allowed(self) -> bool:
-        try:
-            allowed = self.services.limiter.ask(AuthAllowed(self.peer_ip), timeout=ASK_TIMEOUT)
-        except (pykka.ActorDeadError, pykka.Timeout):
-            return True  # the limiter restarts; do not lock everyone out meanwhile
-        return bool(allowed)
-
-    def _account_for_login(self, username: str) -> str | None:
-        domains = self.services.config.domains
-        if username in domains.accounts:
-            return username
-        found = domains.account_for_address(username) if "@" in username else None
-        if found is not None:
-            return found[0].name
-        if self.localserve:
-            return next(iter(domains.accounts))
-        return None
-
     def _credentials(self, account: str | None) -> ScramCredentials | None:
         if account is None:
             return None
-        store = self.services.store_for(account)
-        if store is None:
-            raise ImapError("NO", "account temporarily unavailable", "[UNAVAILABLE]")
-        stored = store.ask(GetPasswordCredentials(), timeout=ASK_TIMEOUT)
-        if not isinstance(stored, PasswordCredentials):
-            return None
-        return ScramCredentials(stored.salt, stored.iterations, stored.stored_key, stored.server_key)
+        try:
+            return self._stored_credentials(account)
+        except CredentialsUnavailable:
+            raise ImapError("NO", "account temporarily unavailable", "[UNAVAILABLE]") from None
 
     def _check_password(self, username: str, password: str) -> str | None:
         account = self._account_for_login(username)
