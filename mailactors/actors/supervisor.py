@@ -207,7 +207,6 @@ class Supervisor(pykka.ThreadingActor):
     def _start_listeners(self) -> None:
         assert self.services is not None
         session_log = logging.getLogger("mailactors.smtpserver")
-        listener_log = logging.getLogger("mailactors.listener")
         imap_log = logging.getLogger("mailactors.imapserver")
         for lname, listener in self.config.static.listeners.items():
             hostname = listener.hostname or self.config.static.hostname
@@ -222,21 +221,11 @@ class Supervisor(pykka.ThreadingActor):
                     max_message_size=service.max_message_size,
                     max_recipients=service.max_recipients,
                 )
-                factory = _smtp_factory(settings, session_log)
+                refusal = b"" if kind == "submissions" else SMTP_REFUSAL
                 for ip in listener.ips:
-                    sock = bind_socket(ip, service.port)
-                    port = sock.getsockname()[1]
-                    ref = ListenerActor.start(
-                        f"{lname}/{kind}/{ip}",
-                        sock,
-                        factory,
-                        self.services,
-                        listener_log,
-                        refusal=b"" if kind == "submissions" else SMTP_REFUSAL,
+                    self._start_listener(
+                        lname, kind, ip, service.port, _smtp_factory(settings, session_log), refusal
                     )
-                    ref.ask(Ping(), timeout=START_TIMEOUT)
-                    self.state.listeners.append(ref)
-                    self.bound.append(BoundService(lname, kind, ip, port))
             for kind in IMAP_KINDS:
                 imap_service = getattr(listener, kind)
                 if imap_service is None:
@@ -248,26 +237,34 @@ class Supervisor(pykka.ThreadingActor):
                     ImapListenerSettings(kind=kind, hostname=hostname, tls=listener.tls),
                     imap_log,
                 )
+                refusal = b"" if kind == "imaps" else IMAP_REFUSAL
                 for ip in listener.ips:
-                    sock = bind_socket(ip, imap_service.port)
-                    port = sock.getsockname()[1]
-                    ref = ListenerActor.start(
-                        f"{lname}/{kind}/{ip}",
-                        sock,
-                        imap_factory,
-                        self.services,
-                        listener_log,
-                        refusal=b"" if kind == "imaps" else IMAP_REFUSAL,
-                    )
-                    ref.ask(Ping(), timeout=START_TIMEOUT)
-                    self.state.listeners.append(ref)
-                    self.bound.append(BoundService(lname, kind, ip, port))
+                    self._start_listener(lname, kind, ip, imap_service.port, imap_factory, refusal)
             for other in ("http", "https"):
                 if getattr(listener, other, None) is not None:
                     self.log.info(
                         "service configured but not served by this version",
                         extra={"listener": lname, "service": other},
                     )
+
+    def _start_listener(
+        self, lname: str, kind: str, ip: str, port: int, factory: SessionFactory, refusal: bytes
+    ) -> None:
+        """Bind (ip, port), start its ListenerActor, confirm it runs, record the address."""
+        assert self.services is not None
+        sock = bind_socket(ip, port)
+        bound_port = sock.getsockname()[1]
+        ref = ListenerActor.start(
+            f"{lname}/{kind}/{ip}",
+            sock,
+            factory,
+            self.services,
+            logging.getLogger("mailactors.listener"),
+            refusal=refusal,
+        )
+        ref.ask(Ping(), timeout=START_TIMEOUT)
+        self.state.listeners.append(ref)
+        self.bound.append(BoundService(lname, kind, ip, bound_port))
 
     # --- supervision ----------------------------------------------------------------
 
