@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from mailactors.conf import names
+from mailactors.conf.domainauth import (
+    AUTH_KEYS,
+    DomainDkim,
+    MtaStsPolicy,
+    ReportAddress,
+    read_domain_auth,
+)
 from mailactors.conf.yamlnodes import Field, NodeReader
 
 __all__ = ["Account", "Destination", "Domain", "DomainsConfig", "parse_domains", "split_address"]
@@ -24,6 +32,10 @@ class Domain:
     name: str
     description: str | None = None
     localpart_catchall_separator: str | None = None
+    dkim: DomainDkim | None = None
+    dmarc: ReportAddress | None = None  # where incoming DMARC aggregate reports go
+    tlsrpt: ReportAddress | None = None  # where incoming TLS reports go
+    mta_sts: MtaStsPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +111,7 @@ def _optional_string(reader: NodeReader, fields: Mapping[str, Field], name: str)
     return reader.string(item) if item is not None else None
 
 
-def _domains(reader: NodeReader, item: Field) -> dict[str, Domain]:
+def _domains(reader: NodeReader, item: Field, base_dir: Path) -> dict[str, Domain]:
     result: dict[str, Domain] = {}
     lines: dict[str, int] = {}
     for name, entry in reader.entries(item):
@@ -115,7 +127,9 @@ def _domains(reader: NodeReader, item: Field) -> dict[str, Domain]:
                 f"domain {domain_name} is already configured at line {lines[domain_name]}",
             )
             continue
-        fields = reader.section(entry, known=("description", "localpart_catchall_separator"))
+        fields = reader.section(
+            entry, known=("description", "localpart_catchall_separator", *AUTH_KEYS)
+        )
         separator = _optional_string(reader, fields, "localpart_catchall_separator")
         if separator is not None and (
             "@" in separator
@@ -129,10 +143,15 @@ def _domains(reader: NodeReader, item: Field) -> dict[str, Domain]:
                 "separator must not contain '@', '.', spaces or control characters",
             )
             separator = None
+        auth = read_domain_auth(reader, fields, base_dir)
         result[domain_name] = Domain(
             name=domain_name,
             description=_optional_string(reader, fields, "description"),
             localpart_catchall_separator=separator,
+            dkim=auth.dkim,
+            dmarc=auth.dmarc,
+            tlsrpt=auth.tlsrpt,
+            mta_sts=auth.mta_sts,
         )
         lines[domain_name] = entry.key_line
     return result
@@ -250,10 +269,38 @@ def _has_entries(item: Field | None) -> bool:
     return isinstance(value, list) and len(value) > 0
 
 
-def parse_domains(reader: NodeReader, root: Field) -> DomainsConfig:
-    """Read domains.conf's node tree. Errors go to ``reader``; with errors the result is partial."""
+def _report_destinations(
+    reader: NodeReader,
+    root: Field,
+    domains: Mapping[str, Domain],
+    accounts: dict[str, Account],
+    claimed: dict[str, _Claimed],
+) -> None:
+    """Add each domain's DMARC/TLS report address to the account receiving it."""
+    for domain in domains.values():
+        for kind, target in (("dmarc", domain.dmarc), ("tlsrpt", domain.tlsrpt)):
+            if target is None:
+                continue
+            key = f"domains.{domain.name}.{kind}"
+            account = accounts.get(target.account)
+            if account is None:
+                reader.error(target.line, key, f"account {target.account!r} is not configured")
+                continue
+            address = f"{target.localpart}@{domain.name}"
+            if not _claim(reader, address, _Claimed(key, target.line), claimed):
+                continue
+            destinations = dict(account.destinations)
+            destinations[address] = Destination(address=address, mailbox=target.mailbox)
+            accounts[account.name] = replace(account, destinations=destinations)
+
+
+def parse_domains(reader: NodeReader, root: Field, base_dir: Path) -> DomainsConfig:
+    """Read domains.conf's node tree. Errors go to ``reader``; with errors the result is partial.
+
+    Relative paths (DKIM key files) are relative to ``base_dir``.
+    """
     fields = reader.section(root, known=("domains", "accounts"), required=("domains",))
-    domains = _domains(reader, fields["domains"]) if "domains" in fields else {}
+    domains = _domains(reader, fields["domains"], base_dir) if "domains" in fields else {}
     accounts: dict[str, Account] = {}
     folded: dict[str, tuple[str, int]] = {}
     claimed: dict[str, _Claimed] = {}
@@ -275,4 +322,5 @@ def parse_domains(reader: NodeReader, root: Field) -> DomainsConfig:
                 continue
             folded[name.lower()] = (name, entry.key_line)
             accounts[name] = _account(reader, name, entry, domains, claimed)
+    _report_destinations(reader, root, domains, accounts, claimed)
     return DomainsConfig(domains=domains, accounts=accounts)

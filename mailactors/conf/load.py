@@ -117,7 +117,7 @@ def _load(path: Path) -> tuple[Config | None, list[ConfigError]]:
     if static_root is not None:
         static, refs = parse_static(static_reader, static_root, base_dir)
     if domains_root is not None:
-        domains = parse_domains(domains_reader, domains_root)
+        domains = parse_domains(domains_reader, domains_root, paths.domains.parent)
     if refs is not None and domains is not None:
         # Accounts named in mailactors.conf must exist in domains.conf; the
         # error points at the line in mailactors.conf.

@@ -139,6 +139,8 @@ class StaticConfig:
     dns: Dns = Dns()
     workers: int = 1
     tls_key_certs: Mapping[str, KeyCert] = field(default_factory=dict)
+    # PEM files of CAs trusted for outgoing TLS besides the system's (private CAs).
+    tls_ca_certs: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,10 +234,9 @@ def _file_problem(path: Path) -> str | None:
 
 
 def _key_certs(
-    reader: NodeReader, item: Field, base_dir: Path
+    reader: NodeReader, tls: Mapping[str, Field], base_dir: Path
 ) -> tuple[dict[str, KeyCert], set[str]]:
     """Read tls.key_certs; returns the valid pairs and every name declared (valid or not)."""
-    tls = reader.section(item, known=("key_certs",))
     result: dict[str, KeyCert] = {}
     declared: set[str] = set()
     if "key_certs" not in tls:
@@ -260,6 +261,23 @@ def _key_certs(
         if len(paths) == 2:
             result[name] = KeyCert(cert_file=paths[0], key_file=paths[1])
     return result, declared
+
+
+def _ca_certs(reader: NodeReader, tls: Mapping[str, Field], base_dir: Path) -> list[Path]:
+    """Read tls.ca_certs: PEM files of extra CAs trusted when delivering."""
+    result: list[Path] = []
+    if "ca_certs" not in tls:
+        return result
+    for entry in reader.items(tls["ca_certs"]):
+        path = _path(reader, entry, base_dir)
+        if path is None:
+            continue
+        problem = _file_problem(path)
+        if problem:
+            reader.error(entry.line, entry.key, f"{problem}: {path}")
+        else:
+            result.append(path)
+    return result
 
 
 def _port(
@@ -486,8 +504,11 @@ def parse_static(
 
     key_certs: dict[str, KeyCert] = {}
     declared: set[str] = set()
+    ca_certs: list[Path] = []
     if "tls" in fields:
-        key_certs, declared = _key_certs(reader, fields["tls"], base_dir)
+        tls = reader.section(fields["tls"], known=("key_certs", "ca_certs"))
+        key_certs, declared = _key_certs(reader, tls, base_dir)
+        ca_certs = _ca_certs(reader, tls, base_dir)
 
     listeners: dict[str, Listener] = {}
     if "listeners" in fields:
@@ -517,5 +538,6 @@ def parse_static(
         dns=dns,
         workers=workers,
         tls_key_certs=key_certs,
+        tls_ca_certs=tuple(ca_certs),
     )
     return static, refs
