@@ -184,3 +184,42 @@ class InMemoryResolver:
         return Answer(
             tuple(normalize_name(str(v)) for v in got.records), got.authenticated, got.nxdomain
         )
+
+
+# RFC 1035 section 4.2: DNS servers listen on port 53 (UDP and TCP).
+DNS_PORT = 53
+
+
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """Split a name server given as "ip", "ipv4:port", "ipv6" or "[ipv6]:port" into (ip, port).
+
+    The port defaults to 53; the address comes back in its canonical text form.
+    Raises ValueError saying what is wrong.
+    """
+    spec = text.strip()
+    if not spec:
+        raise ValueError("empty name server address")
+    host, port_text = spec, ""
+    if spec.startswith("["):
+        close = spec.find("]")
+        if close < 0:
+            raise ValueError(f"name server {text!r}: missing ']'")
+        host, rest = spec[1:close], spec[close + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"name server {text!r}: expected ':port' after ']'")
+            port_text = rest[1:]
+    elif spec.count(":") == 1:
+        host, _, port_text = spec.partition(":")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"name server {text!r}: {host!r} is not an IP address") from None
+    if spec.startswith("[") and not isinstance(address, ipaddress.IPv6Address):
+        raise ValueError(f"name server {text!r}: brackets are for IPv6 addresses only")
+    port = DNS_PORT
+    if port_text or spec.endswith(":"):
+        if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
+            raise ValueError(f"name server {text!r}: invalid port {port_text!r} (1..65535)")
+        port = int(port_text)
+    return str(address), port

@@ -1,0 +1,1 @@
+"""Blocking network clients used by actors and the command line (DNS, ...)."""

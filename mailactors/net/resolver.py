@@ -1,0 +1,190 @@
+"""`DnsResolver`: the `Resolver` of mailactors.protocol.dns over dnspython.
+
+Queries go to the configured recursive name servers (or the system's) over UDP,
+retried over TCP when the answer is truncated (RFC 7766 section 5). Each query
+sets the AD bit and EDNS0 with the DO bit, so a validating resolver tells us
+whether it validated the answer (RFC 6840 section 5.7, RFC 3225 section 3); the
+response's AD bit becomes `Answer.authenticated`. DANE trusts it only when the
+path to that resolver is trusted (RFC 7672 section 2.2), which is the
+operator's choice of name servers.
+
+One dnspython `Resolver` is configured once and never changed afterwards, so
+concurrent lookups from several threads are safe.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.nameserver
+import dns.rdata
+import dns.rdatatype
+import dns.resolver
+
+from mailactors.protocol.dns import (
+    Answer,
+    DnsPermanentError,
+    DnsTemporaryError,
+    IPAddress,
+    MxRecord,
+    TlsaRecord,
+    normalize_name,
+    parse_nameserver,
+    reverse_name,
+)
+
+T = TypeVar("T")
+
+# RFC 6891 section 6.2.5 and the DNS flag day 2020 recommendation: an EDNS0
+# UDP payload of 1232 bytes avoids IP fragmentation; larger answers use TCP.
+EDNS_UDP_PAYLOAD = 1232
+
+
+class DnsResolver:
+    """Look up records through recursive name servers; see mailactors.protocol.dns.
+
+    `nameservers` holds "ip", "ip:port" or "[ipv6]:port" strings; None uses the
+    system's configuration (/etc/resolv.conf, the registry on Windows).
+    `timeout` bounds one query to one server, `lifetime` a whole lookup.
+    """
+
+    def __init__(
+        self,
+        nameservers: Sequence[str] | None = None,
+        *,
+        timeout: float = 5.0,
+        lifetime: float = 10.0,
+    ) -> None:
+        if nameservers is None:
+            try:
+                resolver = dns.resolver.Resolver(configure=True)
+            except dns.resolver.NoResolverConfiguration:
+                # No system configuration: every lookup fails temporarily.
+                resolver = dns.resolver.Resolver(configure=False)
+        else:
+            resolver = dns.resolver.Resolver(configure=False)
+            servers: list[str | dns.nameserver.Nameserver] = []
+            for spec in nameservers:
+                address, port = parse_nameserver(spec)
+                servers.append(dns.nameserver.Do53Nameserver(address, port))
+            resolver.nameservers = servers
+        resolver.timeout = timeout
+        resolver.lifetime = lifetime
+        resolver.cache = None
+        # A lookup that got SERVFAIL from every server is a temporary error
+        # at once; retrying here would only delay the caller's temperror.
+        resolver.retry_servfail = False
+        # RFC 6840 section 5.7: a stub sets AD to get the validation status;
+        # RFC 3225 section 3: DO asks for DNSSEC records and validation.
+        resolver.set_flags(dns.flags.RD | dns.flags.AD)
+        resolver.use_edns(0, dns.flags.DO, EDNS_UDP_PAYLOAD)
+        self._resolver = resolver
+
+    @property
+    def nameservers(self) -> tuple[str, ...]:
+        """The servers asked, as "address:port" text (for logs and diagnostics)."""
+        return tuple(
+            f"{ns.answer_nameserver()}:{ns.answer_port()}"
+            for ns in self._resolver.nameservers
+            if isinstance(ns, dns.nameserver.Nameserver)
+        )
+
+    def _query(
+        self,
+        name: str,
+        rdtype: str,
+        convert: Callable[[dns.rdata.Rdata], T],
+    ) -> Answer[T]:
+        name = normalize_name(name)
+        try:
+            qname = dns.name.from_text(name)
+        except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
+            raise DnsPermanentError(name, rdtype, f"invalid name: {exc}") from None
+        if qname == dns.name.root:
+            raise DnsPermanentError(name, rdtype, "invalid name: empty")
+        try:
+            answer = self._resolver.resolve(
+                qname, rdtype, search=False, raise_on_no_answer=False
+            )
+        except dns.resolver.NXDOMAIN as exc:
+            response = exc.responses().get(qname)  # type: ignore[no-untyped-call]
+            return Answer((), authenticated=_authenticated(response), nxdomain=True)
+        except dns.resolver.LifetimeTimeout:
+            raise DnsTemporaryError(name, rdtype, "timeout") from None
+        except dns.resolver.NoNameservers as exc:
+            raise DnsTemporaryError(name, rdtype, f"no name server answered: {exc}") from None
+        except dns.resolver.YXDOMAIN:
+            raise DnsPermanentError(name, rdtype, "name too long after DNAME substitution") from None
+        except dns.exception.DNSException as exc:
+            raise DnsTemporaryError(name, rdtype, f"{type(exc).__name__}: {exc}") from None
+        records: list[T] = []
+        if answer.rrset is not None:
+            try:
+                records = [convert(rdata) for rdata in answer.rrset]
+            except (ValueError, UnicodeError) as exc:
+                raise DnsPermanentError(name, rdtype, f"malformed record: {exc}") from None
+        return Answer(tuple(records), authenticated=_authenticated(answer.response))
+
+    def txt(self, name: str) -> Answer[str]:
+        return self._query(name, "TXT", _txt)
+
+    def a(self, name: str) -> Answer[ipaddress.IPv4Address]:
+        return self._query(name, "A", lambda r: ipaddress.IPv4Address(r.to_text()))
+
+    def aaaa(self, name: str) -> Answer[ipaddress.IPv6Address]:
+        return self._query(name, "AAAA", lambda r: ipaddress.IPv6Address(r.to_text()))
+
+    def mx(self, name: str) -> Answer[MxRecord]:
+        return self._query(name, "MX", _mx)
+
+    def ptr(self, address: IPAddress) -> Answer[str]:
+        return self._query(reverse_name(address), "PTR", _target)
+
+    def tlsa(self, name: str) -> Answer[TlsaRecord]:
+        return self._query(name, "TLSA", _tlsa)
+
+    def cname(self, name: str) -> Answer[str]:
+        return self._query(name, "CNAME", _target)
+
+
+def _authenticated(response: dns.message.Message | None) -> bool:
+    """The AD bit of a response (RFC 4035 section 3.2.3)."""
+    return response is not None and bool(response.flags & dns.flags.AD)
+
+
+def _host(name: dns.name.Name) -> str:
+    """Lower case, no trailing dot; "" for the root (the null MX of RFC 7505)."""
+    return normalize_name(name.to_text())
+
+
+def _txt(rdata: dns.rdata.Rdata) -> str:
+    # RFC 7208 section 3.3: the character-strings of one record are
+    # concatenated without spaces.
+    strings: tuple[bytes, ...] = rdata.strings  # type: ignore[attr-defined]
+    return b"".join(strings).decode("utf-8", errors="replace")
+
+
+def _mx(rdata: dns.rdata.Rdata) -> MxRecord:
+    exchange: dns.name.Name = rdata.exchange  # type: ignore[attr-defined]
+    preference: int = rdata.preference  # type: ignore[attr-defined]
+    return MxRecord(preference, _host(exchange))
+
+
+def _target(rdata: dns.rdata.Rdata) -> str:
+    target: dns.name.Name = rdata.target  # type: ignore[attr-defined]
+    return _host(target)
+
+
+def _tlsa(rdata: dns.rdata.Rdata) -> TlsaRecord:
+    return TlsaRecord(
+        usage=rdata.usage,  # type: ignore[attr-defined]
+        selector=rdata.selector,  # type: ignore[attr-defined]
+        mtype=rdata.mtype,  # type: ignore[attr-defined]
+        data=bytes(rdata.cert),  # type: ignore[attr-defined]
+    )
