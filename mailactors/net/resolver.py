@@ -88,12 +88,16 @@ class DnsResolver:
 
     @property
     def nameservers(self) -> tuple[str, ...]:
-        """The servers asked, as "address:port" text (for logs and diagnostics)."""
-        return tuple(
-            f"{ns.answer_nameserver()}:{ns.answer_port()}"
-            for ns in self._resolver.nameservers
-            if isinstance(ns, dns.nameserver.Nameserver)
-        )
+        """The servers asked, as "ip:port" or "[ipv6]:port" (for logs and diagnostics)."""
+        servers: list[str] = []
+        for ns in self._resolver.nameservers:
+            if isinstance(ns, dns.nameserver.Nameserver):
+                address, port = ns.answer_nameserver(), ns.answer_port()
+            else:
+                address = ns
+                port = self._resolver.nameserver_ports.get(ns, self._resolver.port)
+            servers.append(f"[{address}]:{port}" if ":" in address else f"{address}:{port}")
+        return tuple(servers)
 
     def _query(
         self,

@@ -206,6 +206,10 @@ def test_system_configuration_is_used_without_nameservers() -> None:
     DnsResolver(None, timeout=0.1, lifetime=0.1)
 
 
+def test_nameservers_are_reported() -> None:
+    assert DnsResolver(["::1", "192.0.2.1:5353"]).nameservers == ("[::1]:53", "192.0.2.1:5353")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
