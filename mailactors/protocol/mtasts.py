@@ -371,4 +371,3 @@ def select(policy: StsPolicy | None, mx_hosts: Sequence[str]) -> StsSelection:
     keep = tuple(StsMxCandidate(h, True, True, True) for h in hosts if mx_matches(policy, h))
     rejected = tuple(h for h in hosts if not mx_matches(policy, h))
     return StsSelection(policy.mode, keep, rejected)
-

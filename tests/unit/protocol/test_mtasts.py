@@ -129,7 +129,9 @@ def test_parse_policy_rfc_example() -> None:
 
 
 def test_parse_policy_lf_lines_spaces_and_extensions() -> None:
-    text = b"version:STSv1\nmode:   testing  \nmx: MX.Example.org.\nmax_age: 0\nfoo.bar: some value\n"
+    text = (
+        b"version:STSv1\nmode:   testing  \nmx: MX.Example.org.\nmax_age: 0\nfoo.bar: some value\n"
+    )
     policy = parse_policy(text)
     assert policy.mode is StsMode.TESTING
     assert policy.mx == ("mx.example.org",)
