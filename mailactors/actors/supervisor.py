@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import pykka
 
+from mailactors.actors.control import ControlServer, Handler
 from mailactors.actors.imap.session import ImapListenerSettings, ImapSessionActor
 from mailactors.actors.limiter import AuthLimiterActor
 from mailactors.actors.listener import ListenerActor, SessionFactory, StopSessions
@@ -124,6 +125,7 @@ class Supervisor(pykka.ThreadingActor):
         self._timer_stop = threading.Event()
         self._timer: threading.Thread | None = None
         self._stopping = False
+        self.control: ControlServer | None = None
 
     # --- starting -------------------------------------------------------------------
 
@@ -188,9 +190,27 @@ class Supervisor(pykka.ThreadingActor):
             log=self.log,
         )
         self._start_listeners()
+        self.control = ControlServer(data_dir, self._control_handlers(), self.log)
+        self.control.start()
         self._timer = threading.Thread(target=self._tick, name="supervisor-timer", daemon=True)
         self._timer.start()
         return list(self.bound)
+
+    def _control_handlers(self) -> dict[str, Handler]:
+        """Commands of the control socket; they run on its threads and only ask actors."""
+        bound = list(self.bound)
+
+        def status(args: Any) -> dict[str, Any]:
+            return {
+                "hostname": self.config.static.hostname,
+                "accounts": sorted(self.config.domains.accounts),
+                "listeners": [
+                    {"listener": b.listener, "service": b.service, "ip": b.ip, "port": b.port}
+                    for b in bound
+                ],
+            }
+
+        return {"status": status}
 
     def _store_refs(self) -> dict[str, pykka.ActorRef[Any]]:
         out = {}
@@ -315,6 +335,8 @@ class Supervisor(pykka.ThreadingActor):
             return
         self._stopping = True
         self._timer_stop.set()
+        if self.control is not None:
+            self.control.stop()
         for ref in self.state.listeners:
             try:
                 ref.ask(StopSessions(timeout=STOP_TIMEOUT), timeout=STOP_TIMEOUT + 5)
