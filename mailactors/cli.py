@@ -43,6 +43,22 @@ def _parser() -> argparse.ArgumentParser:
         help="IP address to listen on (written into the config on first run)",
     )
 
+    bk = sub.add_parser(
+        "backup",
+        help="consistent copy of every database and message file of the configured data "
+        "directory, also while the server runs",
+    )
+    bk.add_argument("destdir", metavar="DESTDIR", help="new or empty directory for the backup")
+
+    vd = sub.add_parser(
+        "verifydata",
+        help="check a data directory (e.g. a backup before restoring it); changes nothing",
+    )
+    vd.add_argument("datadir", metavar="DATADIR", help="data directory to check")
+
+    gt = sub.add_parser("gentestdata", help="write a deterministic data directory for tests")
+    gt.add_argument("dir", metavar="DIR", help="new or empty directory to write")
+
     cfg = sub.add_parser("config", help="configuration commands")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
     cfg_sub.required = True
@@ -74,6 +90,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if directory is None and args.config:
             directory = Path(args.config).parent
         return run_localserve(directory, args.ip, stop)
+    if args.command == "backup":
+        from mailactors.conf import find_config_file
+        from mailactors.storage.backup import run_backup
+
+        path = find_config_file(args.config, os.environ, Path.cwd())
+        return run_backup(path, Path(args.destdir), sys.stdout, sys.stderr)
+    if args.command == "verifydata":
+        from mailactors.storage.verify import run_verifydata
+
+        return run_verifydata(Path(args.datadir), sys.stdout, sys.stderr)
+    if args.command == "gentestdata":
+        from mailactors.storage.gentestdata import run_gentestdata
+
+        return run_gentestdata(Path(args.dir), sys.stdout, sys.stderr)
     if args.command == "config" and args.config_command == "test":
         from mailactors.conf import find_config_file
         from mailactors.conf.check import run_config_test

@@ -119,15 +119,17 @@ def find_databases(
     return found
 
 
-def open_readonly(path: Path) -> apsw.Connection:
-    """Open a database read-only without migrating and without creating files.
+def open_readonly(path: Path, *, immutable_if_no_wal: bool = True) -> apsw.Connection:
+    """Open a database read-only without migrating.
 
     Without a -wal file the database is complete in its main file, and
     `immutable=1` reads it without creating -wal/-shm files; with one (a running or
-    crashed server) the connection reads through the WAL.
+    crashed server) the connection reads through the WAL. A caller that must be
+    safe against a writer starting meanwhile passes immutable_if_no_wal=False (an
+    immutable connection takes no locks).
     """
     uri = path.resolve().as_uri() + "?mode=ro"
-    if not Path(f"{path}-wal").exists():
+    if immutable_if_no_wal and not Path(f"{path}-wal").exists():
         uri += "&immutable=1"
     conn = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
     try:
