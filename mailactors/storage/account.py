@@ -197,6 +197,9 @@ class DeliveryRequest:
     # protocol.message.summarize() of the file, when the caller already made it
     # (sessions do, off the store's thread); None: the store reads and parses the file.
     summary: bytes | None = None
+    # Create the mailbox (and its parents) when missing: mail to a configured
+    # destination (Postmaster, report mailboxes, Junk) never fails for lack of it.
+    create: bool = False
 
 
 class _AllOrNothingError(Exception):
@@ -757,6 +760,11 @@ class AccountStore:
         except (AccountStoreError, ValueError) as exc:
             return DeliveryOutcome(index, None, str(exc), ())
         mb = self.mailbox(name)
+        created: list[Change] = []
+        if mb is None and req.create:
+            self._create_parents(name, created)
+            mb = self._insert_mailbox(name, None, created)
+            self._conn.execute("INSERT OR IGNORE INTO subscription (name) VALUES (?)", (name,))
         if mb is None:
             return DeliveryOutcome(index, None, f"mailbox {name!r} does not exist", ())
         if mb.uidnext > MAX_UID:
@@ -770,7 +778,7 @@ class AccountStore:
         )
         self._link_message(req.source, info.id, linked, dirs)
         change = ChangeAddUID(mb.id, info.uid, info.modseq, info.flags, info.size)
-        return DeliveryOutcome(index, info, None, (change,))
+        return DeliveryOutcome(index, info, None, (*created, change))
 
     def deliver(self, request: DeliveryRequest) -> DeliveryOutcome:
         """deliver_many of one request."""

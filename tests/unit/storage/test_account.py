@@ -686,3 +686,28 @@ def test_deliver_many_atomic_appends_all_or_nothing(tmp_path: Path) -> None:
         assert len(store.messages(inbox.id)) == 1
     finally:
         store.close()
+
+
+def test_delivery_creates_a_missing_mailbox_only_when_asked(
+    store: AccountStore, tmp_path: Path
+) -> None:
+    src = tmp_path / "report.eml"
+    src.write_bytes(b"Subject: report\r\n\r\nx\r\n")
+    now = datetime.now(UTC)
+    refused = store.deliver(DeliveryRequest("Reports/DMARC", src, now))
+    assert refused.error is not None and "does not exist" in refused.error
+    assert store.mailbox("Reports") is None
+    out = store.deliver(DeliveryRequest("Reports/DMARC", src, now, ("\\Seen",), create=True))
+    assert out.error is None and out.message is not None
+    assert [type(c).__name__ for c in out.changes] == [
+        "ChangeAddMailbox",
+        "ChangeAddMailbox",
+        "ChangeAddUID",
+    ]
+    mb = store.mailbox("Reports/DMARC")
+    assert mb is not None and store.mailbox("Reports") is not None
+    assert "Reports/DMARC" in store.subscriptions()
+    assert [m.flags for m in store.messages(mb.id)] == [("\\Seen",)]
+    # Existing mailboxes are used as they are.
+    again = store.deliver(DeliveryRequest("Reports/DMARC", src, now, create=True))
+    assert [type(c).__name__ for c in again.changes] == ["ChangeAddUID"]
