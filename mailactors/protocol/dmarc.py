@@ -595,6 +595,9 @@ def from_domain(headers: bytes | Iterable[HeaderField]) -> str:
     host = (addresses[0].host or b"").decode("utf-8", "replace")
     if not host:
         raise DmarcFromError("From address has no domain")
+    if host.startswith("["):
+        # An address literal has no DNS name to look a policy up for.
+        raise DmarcFromError("From address has an address literal, not a domain")
     try:
         # RFC 6532 allows U-labels in the header; DMARC looks up A-labels.
         return a_label_domain(parse_domain(host, smtputf8=True))
