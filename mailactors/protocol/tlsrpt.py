@@ -761,8 +761,10 @@ def _fold(name: str, words: Sequence[str]) -> str:
     """A header field of words separated by single spaces, folded before a word
     when the line would exceed 78 characters (RFC 5322 2.2.3)."""
     lines = [f"{name}:"]
-    for word in words:
-        if len(lines[-1]) + 1 + len(word) > _HEADER_LINE and lines[-1].strip():
+    for index, word in enumerate(words):
+        # The first word stays beside the name: folding there would make the value
+        # start with white space for some parsers.
+        if index and len(lines[-1]) + 1 + len(word) > _HEADER_LINE:
             lines.append(" " + word)
         else:
             lines[-1] += " " + word
