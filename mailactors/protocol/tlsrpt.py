@@ -693,9 +693,7 @@ def _parse_policy(value: Any, where: str) -> TlsResult:
             _parse_details(item, f"{where}.failure-details[{i}]")
             for i, item in enumerate(raw_details)
         )
-    return TlsResult(
-        Policy(policy_type, domain, strings, mx_hosts), successful, failed, details
-    )
+    return TlsResult(Policy(policy_type, domain, strings, mx_hosts), successful, failed, details)
 
 
 def parse_report(data: bytes) -> Report:

@@ -688,11 +688,15 @@ def test_report_message_refuses_bad_header_values(changes: dict[str, Any]) -> No
 
 def _mail(content_type: str, body: bytes, *, cte: str = "7bit", extra: str = "") -> bytes:
     return (
-        f"From: a@example.net\r\nSubject: r\r\n{extra}MIME-Version: 1.0\r\n"
-        f'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
-        f"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
-        f"--b\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: {cte}\r\n\r\n"
-    ).encode() + body + b"\r\n--b--\r\n"
+        (
+            f"From: a@example.net\r\nSubject: r\r\n{extra}MIME-Version: 1.0\r\n"
+            f'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+            f"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+            f"--b\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: {cte}\r\n\r\n"
+        ).encode()
+        + body
+        + b"\r\n--b--\r\n"
+    )
 
 
 def test_find_report_json_part() -> None:
