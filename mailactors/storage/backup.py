@@ -2,22 +2,25 @@
 
 Theory of operation. A message file is linked (and its directory fsynced) before
 the COMMIT that inserts its row, and removed only after the COMMIT that expunges
-it. So a backup runs in four passes:
+it. So each database is backed up in four passes:
 
-1. hard-link (or copy, across file systems) every message file present now;
-2. copy each database with SQLite's online backup API, inside one read
+1. hard-link (or copy, across file systems) every file of the database's file
+   directory present now; then once more the ones that arrived meanwhile, right
+   before the snapshot;
+2. copy the database with SQLite's online backup API, inside one read
    transaction on the source, so the copy is one committed snapshot (in WAL mode
    that read transaction does not hold up the writer);
-3. link the files the rows of each copied database refer to that pass 1 missed
-   (they arrived between pass 1 and the snapshot), or that changed since pass 1;
+3. link the files the rows of the copy refer to that pass 1 missed (they arrived
+   between pass 1 and the snapshot), or whose source changed since pass 1;
 4. remove from the backup the files no row of the copy refers to (expunged
    between pass 1 and the snapshot, or orphans).
 
 A file the snapshot refers to that is gone by pass 3 (delivered and expunged
-within the window) is reported as a problem, never silently left out. Files and
-directories of the backup are fsynced. The -wal file is never copied: the backup
-API reads through it, and every copy is switched to journal_mode=delete so it is
-complete in one file.
+within the window) makes the passes run again for that database, up to
+BACKUP_ATTEMPTS times; after that it is reported as a problem, never silently
+left out. Files and directories of the backup are fsynced. The -wal file is never
+copied: the backup API reads through it, and every copy is switched to
+journal_mode=delete so it is complete in one file.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ from mailactors.storage.verify import (
 )
 
 Progress = Callable[[str], None]
+
+# Attempts at one database when files its snapshot refers to vanish before they are
+# linked (delivered and expunged within the backup's window).
+BACKUP_ATTEMPTS = 3
 
 # Pause before retrying a backup step that found the source busy.
 BACKUP_RETRY_SLEEP_S = 0.05
@@ -100,7 +107,7 @@ class _Backup:
         self.placed: dict[Path, _Placed] = {}  # by path relative to the data directory
         self.dirs: set[Path] = set()  # backup directories to fsync
         self.problems: list[str] = []
-        self.database_bytes = 0
+        self.databases: list[Path] = []  # the copies made
 
     # ---- message files ---------------------------------------------------------
 
@@ -126,24 +133,25 @@ class _Backup:
                 break
             directory = directory.parent
 
-    def link_present_files(self, databases: list[tuple[Path, DatabaseKind | None]]) -> None:
-        """Pass 1: every file in the file directories of the databases, as it is now."""
-        for path, kind in databases:
-            files_dir = None if kind is None else kind.files_directory(path)
-            if files_dir is None or not files_dir.is_dir():
-                continue
-            for src in sorted(files_dir.rglob("*")):
-                if src.is_file():
-                    self.place(src.relative_to(self.data_dir))
+    def link_files(self, path: Path, kind: DatabaseKind | None) -> None:
+        """Pass 1: link each file of a database's file directory not yet in the backup."""
+        files_dir = None if kind is None else kind.files_directory(path)
+        if files_dir is None or not files_dir.is_dir():
+            return
+        for src in sorted(files_dir.rglob("*")):
+            relative = src.relative_to(self.data_dir)
+            if relative not in self.placed and src.is_file():
+                self.place(relative)
 
-    def complete_files(self, path: Path, kind: DatabaseKind) -> int:
+    def complete_files(self, path: Path, kind: DatabaseKind) -> tuple[int, list[str]]:
         """Pass 3 and 4 for one database: make the backup's files match its rows.
 
-        Returns how many files the rows refer to.
+        Returns how many files the rows refer to, and the files that could not be
+        put into the backup.
         """
         files_dir = kind.files_directory(path)
         if kind.row_files is None or files_dir is None:
-            return 0
+            return 0, []
         copy = self.dest / path.relative_to(self.data_dir)
         referenced: set[Path] = set()
         conn = open_readonly(copy)
@@ -151,10 +159,13 @@ class _Backup:
             owned = list(kind.row_files(conn, copy.parent))
         finally:
             conn.close()
+        problems: list[str] = []
         for f in owned:
             relative = f.path.relative_to(self.dest)
             referenced.add(relative)
-            self._complete_one(relative, path)
+            problem = self._complete_one(relative, path)
+            if problem is not None:
+                problems.append(problem)
         files_copy = self.dest / files_dir.relative_to(self.data_dir)
         if files_copy.is_dir():
             for present in sorted(files_copy.rglob("*")):
@@ -163,28 +174,29 @@ class _Backup:
                     remove_file(present)
                     self.placed.pop(relative, None)
                     self._note_dirs(present.parent)
-        return len(owned)
+        return len(owned), problems
 
-    def _complete_one(self, relative: Path, database: Path) -> None:
+    def _complete_one(self, relative: Path, database: Path) -> str | None:
         placed = self.placed.get(relative)
         try:
             st = os.stat(self.data_dir / relative)
         except FileNotFoundError:
             if placed is None:
-                self.problems.append(
-                    f"{relative}: referenced by the backup of {database.relative_to(self.data_dir)} "
-                    "but removed before it could be copied (delivered and expunged during the "
-                    "backup); run the backup again"
+                return (
+                    f"{relative.as_posix()}: referenced by the backup of "
+                    f"{database.relative_to(self.data_dir).as_posix()} but removed before it "
+                    "could be copied (delivered and expunged during the backup)"
                 )
-            return
+            return None
         if placed is not None and placed.source_key == _key(st):
-            return
+            return None
         if placed is not None:
             # The source changed since pass 1 (e.g. a rolled-back id handed out again).
             remove_file(self.dest / relative)
             del self.placed[relative]
         if not self.place(relative):
-            self.problems.append(f"{relative}: removed while it was being copied; run again")
+            return f"{relative.as_posix()}: removed while it was being copied"
+        return None
 
     # ---- databases ---------------------------------------------------------------
 
@@ -192,11 +204,39 @@ class _Backup:
         """Pass 2 for one database: an online backup into the destination; returns pages."""
         dst = self.dest / path.relative_to(self.data_dir)
         dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.exists():
+            remove_file(dst)  # an earlier attempt's copy
         pages = backup_database(path, dst)
-        syncdir(dst.parent)
         self._note_dirs(dst.parent)
-        self.database_bytes += os.stat(dst).st_size
         return pages
+
+    def back_up(self, path: Path, kind: DatabaseKind | None) -> None:
+        """All passes for one database, retried when files vanish in the window."""
+        relative = path.relative_to(self.data_dir).as_posix()
+        self.link_files(path, kind)
+        for attempt in range(1, BACKUP_ATTEMPTS + 1):
+            # Link what arrived during the bulk pass, right before the snapshot, so
+            # the window in which a file can come and go is as short as can be.
+            self.link_files(path, kind)
+            pages = self.copy_database(path)
+            if kind is None:
+                self.progress(
+                    f"notice: {relative}: unknown database kind, copied without checking "
+                    "its files"
+                )
+                count, problems = 0, list[str]()
+            else:
+                count, problems = self.complete_files(path, kind)
+            if not problems:
+                break
+            if attempt < BACKUP_ATTEMPTS:
+                self.progress(
+                    f"notice: {relative}: {len(problems)} file(s) delivered and expunged "
+                    "during the backup, taking it again"
+                )
+        self.problems += problems
+        self.databases.append(self.dest / path.relative_to(self.data_dir))
+        self.progress(f"{relative}: {pages} pages, {count} message files")
 
     def sync(self) -> None:
         # Deepest first, so each directory's entries are durable before its parent's.
@@ -279,24 +319,15 @@ def backup_data_dir(
 
     job = _Backup(data_dir, dest, log, say)
     databases = find_databases(data_dir, kinds)
-    job.link_present_files(databases)
-    pages: dict[Path, int] = {}
     for path, kind in databases:
-        pages[path] = job.copy_database(path)
-        if kind is None:
-            say(f"notice: {path.relative_to(data_dir).as_posix()}: unknown database kind, "
-                "copied without checking its files")
-    for path, kind in databases:
-        count = 0 if kind is None else job.complete_files(path, kind)
-        relative = path.relative_to(data_dir).as_posix()
-        say(f"{relative}: {pages[path]} pages, {count} message files")
+        job.back_up(path, kind)
     job.sync()
     linked = sum(1 for p in job.placed.values() if p.linked)
     summary = BackupSummary(
         databases=len(databases),
         files_linked=linked,
         files_copied=len(job.placed) - linked,
-        bytes=job.database_bytes + sum(p.size for p in job.placed.values()),
+        bytes=sum(os.stat(p).st_size for p in job.databases) + sum(p.size for p in job.placed.values()),
         seconds=time.monotonic() - started,
         problems=tuple(job.problems),
     )
