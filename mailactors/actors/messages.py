@@ -282,3 +282,64 @@ class CheckChildren:
 @dataclass(frozen=True, slots=True)
 class Ping:
     """Asked by the supervisor to confirm an actor started and serves its inbox."""
+
+
+# --- sessions, reporter -> queue ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMessage:
+    """Queue a spool file for remote recipients; answered by Queued told to reply_to."""
+
+    request_id: int
+    source: str  # the queue links or copies it; the sender still removes its file
+    sender: str
+    recipients: tuple[str, ...]
+    reply_to: str | None = None  # actor URN; None: nobody waits (reports)
+    kind: str = "mail"  # "mail", "dsn", "dmarc-report", "tls-report"
+    account: str | None = None
+    smtputf8: bool = False
+    has_8bit: bool = False
+    requiretls: bool = False
+    tls_required_no: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    request_id: int
+    message_id: int | None
+    error: str | None = None
+    storage_full: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTick:
+    """Look for due recipients now (told by the queue's timer, and by tests)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientOutcome:
+    """What one delivery attempt did for one queued recipient."""
+
+    recipient_id: int
+    status: str  # "delivered", "temporary" or "permanent"
+    code: int = 0
+    enhanced: str = ""
+    text: str = ""
+    remote_mta: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempted:
+    """Told by a delivery worker to the queue when an attempt ended."""
+
+    job_id: int
+    outcomes: tuple[RecipientOutcome, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueControl:
+    """Asked by the control socket: list, kick, hold or drop; answered with plain data."""
+
+    action: str  # "list", "kick", "hold", "drop"
+    ids: tuple[int, ...] | None = None  # recipient ids; None: all (kick)
