@@ -84,7 +84,7 @@ class DatabaseKind:
 def _account_message_files(conn: apsw.Connection, directory: Path) -> Iterator[OwnedFile]:
     # Same layout as AccountStore: msg/<hex(id // MESSAGES_PER_SHARD)>/<id>; expunged
     # rows keep their uid for QRESYNC but have no file.
-    for id_, size in conn.execute("SELECT id, size FROM message WHERE expunged = 0"):
+    for id_, size in conn.execute("SELECT id, size FROM message WHERE expunged = 0 ORDER BY id"):
         shard = format(int(id_) // account.MESSAGES_PER_SHARD, "x")
         yield OwnedFile(directory / "msg" / shard / str(id_), int(size))
 
