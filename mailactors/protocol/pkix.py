@@ -13,10 +13,12 @@ TLSA record with the relaxed profile of `verify_to_anchor`.
 from __future__ import annotations
 
 import datetime
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import DNSName
 from cryptography.x509.verification import (
     Criticality,
@@ -66,10 +68,14 @@ class TrustAnchors:
         """Parse DER certificates; ones that do not parse are skipped."""
         certs = []
         for der in anchors_der:
-            try:
-                certs.append(x509.load_der_x509_certificate(der))
-            except ValueError:
-                continue
+            # Old system CAs can make cryptography warn (e.g. a zero serial number);
+            # whoever trusts them gets them.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                try:
+                    certs.append(x509.load_der_x509_certificate(der))
+                except ValueError:
+                    continue
         return cls(tuple(certs), Store(certs) if certs else None)
 
 
