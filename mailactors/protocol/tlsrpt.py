@@ -65,8 +65,8 @@ __all__ = [
 
 # RFC 8460 does not limit report sizes; a day of results for one policy domain is a
 # few kilobytes even for large senders. These bound memory on hostile input: the
-# compressed (or plain JSON) report as received, and the JSON after decompressing,
-# enforced while decompressing so a gzip bomb never expands past it.
+# gzip-compressed report as received, and the JSON (received as such, or after
+# decompressing, enforced while decompressing so a gzip bomb never expands past it).
 MAX_REPORT_SIZE = 1024 * 1024
 MAX_DECOMPRESSED_SIZE = 10 * 1024 * 1024
 # RFC 8460 4.4 nests objects four levels deep; deeper input is refused before the
@@ -471,24 +471,22 @@ def report_gzip(report: Report) -> bytes:
 # ---- parsing received reports -----------------------------------------------------------
 
 
-def _decompress(data: bytes) -> bytes:
-    """Gunzip every member of `data`, refusing output beyond MAX_DECOMPRESSED_SIZE."""
+def _decompress(data: bytes, max_size: int) -> bytes:
+    """Gunzip every member of `data`, refusing output beyond `max_size` bytes."""
     out = bytearray()
     rest = data
     while rest:
         decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
         pending = rest
         while True:
-            budget = MAX_DECOMPRESSED_SIZE - len(out) + 1
+            budget = max_size - len(out) + 1
             try:
                 chunk = decompressor.decompress(pending, min(budget, _DECOMPRESS_CHUNK))
             except zlib.error as exc:
                 raise TlsReportError(f"invalid gzip data: {exc}") from exc
             out += chunk
-            if len(out) > MAX_DECOMPRESSED_SIZE:
-                raise TlsReportError(
-                    f"report decompresses to more than {MAX_DECOMPRESSED_SIZE} bytes"
-                )
+            if len(out) > max_size:
+                raise TlsReportError(f"report decompresses to more than {max_size} bytes")
             if decompressor.eof:
                 break
             pending = decompressor.unconsumed_tail
@@ -570,9 +568,15 @@ def _field(obj: dict[str, Any], name: str, where: str) -> Any:
     return obj[name]
 
 
+# RFC 8259 8.2: a "\ud800" escape without its pair is no Unicode character.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _str(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise TlsReportError(f"{where}: expected a string, got {type(value).__name__}")
+    if _SURROGATE.search(value):
+        raise TlsReportError(f"{where}: unpaired surrogate escape")
     return value
 
 
@@ -696,17 +700,21 @@ def _parse_policy(value: Any, where: str) -> TlsResult:
     return TlsResult(Policy(policy_type, domain, strings, mx_hosts), successful, failed, details)
 
 
-def parse_report(data: bytes) -> Report:
+def parse_report(data: bytes, *, max_size: int = MAX_DECOMPRESSED_SIZE) -> Report:
     """Parse a received report: JSON, or gzip-compressed JSON (RFC 8460 4.4, 5.1).
 
     Raises TlsReportError naming the first problem, with the path of the field.
     Required fields must be present with the right types, counts must be
-    non-negative integers; optional fields may be absent, null or "".
+    non-negative integers; optional fields may be absent, null or "". Gzip input
+    may be MAX_REPORT_SIZE bytes, the JSON `max_size` bytes (a store re-reading
+    what it wrote passes its length).
     """
-    if len(data) > MAX_REPORT_SIZE:
-        raise TlsReportError(f"report larger than {MAX_REPORT_SIZE} bytes")
     if data.startswith(_GZIP_MAGIC):
-        data = _decompress(data)
+        if len(data) > MAX_REPORT_SIZE:
+            raise TlsReportError(f"compressed report larger than {MAX_REPORT_SIZE} bytes")
+        data = _decompress(data, max_size)
+    elif len(data) > max_size:
+        raise TlsReportError(f"report larger than {max_size} bytes")
     document = _obj(_decode_json(data), "report")
     organization = _str(_field(document, "organization-name", "report"), "organization-name")
     date_range = _obj(_field(document, "date-range", "report"), "date-range")

@@ -414,8 +414,18 @@ def test_decompressed_limit_is_exact() -> None:
 
 
 def test_oversized_input_is_refused() -> None:
-    with pytest.raises(TlsReportError, match="larger than"):
-        parse_report(b" " * (MAX_REPORT_SIZE + 1))
+    with pytest.raises(TlsReportError, match="report larger than"):
+        parse_report(b" " * (MAX_DECOMPRESSED_SIZE + 1))
+    with pytest.raises(TlsReportError, match="compressed report larger than"):
+        parse_report(b"\x1f\x8b" + b" " * MAX_REPORT_SIZE)
+    with pytest.raises(TlsReportError, match="report larger than 10 bytes"):
+        parse_report(b"{" + b" " * 10 + b"}", max_size=10)
+
+
+def test_unpaired_surrogates_are_refused() -> None:
+    data = report_json(_sample_report()).replace(b"mail.sender.example", b"\\ud800x", 1)
+    with pytest.raises(TlsReportError, match="organization-name: unpaired surrogate"):
+        parse_report(data)
 
 
 def test_broken_gzip() -> None:
