@@ -37,8 +37,8 @@ __all__ = [
     "peer_chain_der",
 ]
 
-# RFC 8461 section 3.3 leaves the timeout to the sender ("senders may wish to
-# rate-limit ... and SHOULD impose a timeout"); one minute for the whole fetch.
+# RFC 8461 section 3.3 leaves the fetch timeout to the sender; one minute for the
+# whole fetch (connect, TLS, request and response).
 DEFAULT_TIMEOUT = 60.0
 
 # The status line and header fields together; a policy host needs little.
@@ -203,7 +203,7 @@ def _read_chunked(reader: _Reader, limit: int) -> bytes:
 
 def _read_response(reader: _Reader, limit: int) -> bytes:
     status, reason, headers = _read_headers(reader)
-    # RFC 8461 section 3.3: "Senders MUST NOT follow redirects."
+    # RFC 8461 section 3.3: "HTTP 3xx redirects MUST NOT be followed".
     if 300 <= status < 400:
         location = headers.get("location", ["?"])[0]
         raise _fetch_error(f"HTTP {status} redirect to {location} refused (RFC 8461 3.3)")
@@ -211,7 +211,8 @@ def _read_response(reader: _Reader, limit: int) -> bytes:
     # response code is 200 (OK)".
     if status != 200:
         raise _fetch_error(f"HTTP {status} {reason}".rstrip())
-    # RFC 8461 section 3.3: "The policy ... MUST have a media type of text/plain".
+    # RFC 8461 section 3.3: senders check that the media type is text/plain, so a
+    # web server hosting user content cannot be made to serve a policy.
     content_type = headers.get("content-type", [""])[0]
     media_type = content_type.split(";", 1)[0].strip(" \t").lower()
     if media_type != "text/plain":

@@ -11,8 +11,8 @@ Theory of operation, per MX host (RFC 7672 section 2):
 3. `dane_applicable` turns the answers into a `DaneMode`: a secure, non-empty
    TLSA RRset with usable records makes DANE required (STARTTLS and a matching
    certificate, or the host is skipped); a secure set whose records are all
-   unusable still requires TLS, without authentication (section 3.1.3 via RFC
-   7671 section 4.1: "unusable" records are ignored but announce TLS); a failed
+   unusable still requires TLS, without authentication (sections 2.2 and 3.1.3:
+   unusable records authenticate nothing but still announce TLS); a failed
    TLSA lookup in a signed zone is a temporary failure (section 2.2).
 4. `verify_dane` checks the server's chain against the usable records: DANE-EE(3)
    matches the leaf only (no name or expiry checks, section 3.1.1); DANE-TA(2)
@@ -108,7 +108,7 @@ class DaneMode(Enum):
     # RFC 7672 section 2.2: usable TLSA records; STARTTLS and a certificate matching
     # them are required, else this host is skipped.
     REQUIRED = "required"
-    # RFC 7672 section 3.1.3 / RFC 7671 section 4.1: secure TLSA records, none usable:
+    # RFC 7672 sections 2.2 and 3.1.3: secure TLSA records, none usable:
     # TLS is still mandatory, but unauthenticated.
     ENCRYPT = "encrypt"
     # RFC 7672 section 2.2: the TLSA lookup failed in a signed zone: try later (or the
@@ -147,9 +147,9 @@ def _expand_cname(resolver: Resolver, host: str) -> str | None:
 def lookup_tlsa(resolver: Resolver, mx_host: str, *, port: int = SMTP_PORT) -> TlsaLookup:
     """Look up the TLSA records of an MX host (RFC 7672 section 2.2.3).
 
-    "If the MX hostname is a CNAME and the expansion is secure, the SMTP client
-    first looks up TLSA records at the fully CNAME-expanded name; failing that, it
-    tries the original MX hostname." A failure of the first lookup is returned as it
+    When the MX host name is a CNAME whose expansion is secure, TLSA records are
+    first looked up at the fully expanded name, and only when there are none there
+    at the original MX host name. A failure of the first lookup is returned as it
     is: falling back past a SERVFAIL would let an attacker pick the weaker set.
     """
     host = normalize_name(mx_host)
@@ -171,8 +171,9 @@ def lookup_tlsa(resolver: Resolver, mx_host: str, *, port: int = SMTP_PORT) -> T
 def is_usable(record: TlsaRecord) -> bool:
     """Whether SMTP can use a TLSA record (RFC 7672 section 3.1.3).
 
-    PKIX-TA(0) and PKIX-EE(1) "SHOULD be treated as unusable"; so are unknown
-    usages, selectors and matching types, and digests of the wrong length.
+    SMTP has no use for PKIX-TA(0) and PKIX-EE(1), which clients may treat as
+    unusable, and we do; so are unknown usages, selectors and matching types, and
+    digests of the wrong length.
     """
     if record.usage not in (USAGE_DANE_TA, USAGE_DANE_EE):
         return False
@@ -265,8 +266,7 @@ def verify_dane(
         return DaneVerdict(False, RESULT_VALIDATION_FAILURE, None, f"bad certificate: {exc}")
     leaf = chain[0]
     # RFC 7672 section 3.1.1: DANE-EE(3) authenticates the leaf by its key or
-    # certificate alone; "the SMTP client MUST NOT perform name checks" and the
-    # validity period is not checked either.
+    # certificate alone, with no name checks and no check of the validity period.
     for record in usable:
         if record.usage == USAGE_DANE_EE and record_matches(record, leaf):
             return DaneVerdict(True, None, record, "DANE-EE matched the server certificate")

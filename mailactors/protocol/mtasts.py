@@ -62,8 +62,8 @@ RESULT_VALIDATION_FAILURE = "validation-failure"
 # value of 31557600".
 MAX_AGE_LIMIT = 31557600
 
-# RFC 8461 section 3.3: "senders SHOULD impose a ... limit on the size of the
-# response body, e.g. 64 KiB" (we apply it to the fetched body).
+# The largest policy body we accept (RFC 8461 section 3.3 fetch). A policy is a few
+# lines; the bound keeps memory small whatever the server sends.
 POLICY_BODY_LIMIT = 64 * 1024
 
 # RFC 8461 section 3.3: the policy lives at this path of https://mta-sts.<domain>.
@@ -287,21 +287,21 @@ def parse_policy(text: bytes) -> StsPolicy:
                 raise StsPolicyError(f"line {number}: invalid mx pattern {value!r}")
             mx.append(normalize_name(value))
         elif _POLICY_EXT_NAME.fullmatch(name):
-            # RFC 8461 section 3.2: unknown fields "SHOULD be ignored"; we keep them.
+            # RFC 8461 section 3.2: unknown fields are ignored; we keep them for display.
             if not value or not all(c == " " or c.isprintable() for c in value):
                 raise StsPolicyError(f"line {number}: invalid value for {name!r}")
             extensions.append((name, value))
         else:
             raise StsPolicyError(f"line {number}: invalid field name {name!r}")
-        # RFC 8461 section 3.2: "If any non-repeated field -- i.e., all fields except
-        # the 'mx' field -- appears more than once, the first occurrence MUST be used".
+        # RFC 8461 section 3.2: of a field other than mx that appears more than once,
+        # the first occurrence is used (the checks above keep the first).
     if version is None:
         raise StsPolicyError("no version field")
     if mode is None:
         raise StsPolicyError("no mode field")
     if max_age is None:
         raise StsPolicyError("no max_age field")
-    # RFC 8461 section 3.2: mx "MUST be present" unless the mode is "none".
+    # RFC 8461 section 3.2: mx patterns are required, except with mode "none".
     if not mx and mode is not StsMode.NONE:
         raise StsPolicyError("no mx field")
     return StsPolicy(version, mode, tuple(mx), max_age, tuple(extensions))
