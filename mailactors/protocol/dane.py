@@ -19,7 +19,10 @@ Theory of operation, per MX host (RFC 7672 section 2):
    matches a certificate of the chain and verifies the leaf up to it, with name
    checks against the TLSA base domain and the MX host name (sections 3.1.2, 3.2).
 
-Verdicts carry the RFC 8460 section 4.3 result types.
+Verdicts carry the RFC 8460 section 4.3 result types. A DANE host that does not
+offer STARTTLS is a starttls-not-supported failure (section 4.3.1); dane-required
+(section 4.3.2.1) is for a sender configured to require DANE where the MX host
+has no DNSSEC-validated TLSA records.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ __all__ = [
     "verify_dane",
 ]
 
-# RFC 8460 section 4.3: result types of DANE failures.
+# RFC 8460 sections 4.3.1 and 4.3.2.1: result types of DANE failures.
 RESULT_STARTTLS_NOT_SUPPORTED = "starttls-not-supported"
 RESULT_TLSA_INVALID = "tlsa-invalid"
 RESULT_DNSSEC_INVALID = "dnssec-invalid"

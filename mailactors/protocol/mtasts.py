@@ -54,8 +54,8 @@ __all__ = [
 RESULT_POLICY_FETCH_ERROR = "sts-policy-fetch-error"
 RESULT_POLICY_INVALID = "sts-policy-invalid"
 RESULT_WEBPKI_INVALID = "sts-webpki-invalid"
-# RFC 8460 section 4.3.2.3: "a general failure for a reason not matching a category
-# above"; used for an MX host that an enforced policy does not list.
+# RFC 8460 section 4.3.1: validation-failure, a general failure for a reason not
+# matching another category; used for an MX host that an enforced policy does not list.
 RESULT_VALIDATION_FAILURE = "validation-failure"
 
 # RFC 8461 section 3.2: max_age is "plaintext non-negative integer seconds, maximum

@@ -4,7 +4,7 @@ The chain is the DER certificates the server sent, leaf first. It is verified
 with cryptography's X.509 verifier (the CA/Browser Forum "web PKI" profile)
 against trust anchors the caller passes in (system CAs plus configured files,
 see mailactors.net.tlstrust), at the time the caller passes in. A failure
-becomes one of the RFC 8460 section 4.3.2.1 result types that TLS reports use.
+becomes one of the RFC 8460 section 4.3.1 result types that TLS reports use.
 
 DANE-TA (RFC 7672 section 3.1.2) verifies against a trust anchor taken from a
 TLSA record with the relaxed profile of `verify_to_anchor`.
@@ -40,7 +40,7 @@ __all__ = [
     "verify_to_anchor",
 ]
 
-# RFC 8460 section 4.3.2.1 and 4.3.2.3: certificate result types.
+# RFC 8460 section 4.3.1: negotiation failure result types about certificates.
 RESULT_CERTIFICATE_EXPIRED = "certificate-expired"
 RESULT_HOST_MISMATCH = "certificate-host-mismatch"
 RESULT_NOT_TRUSTED = "certificate-not-trusted"
