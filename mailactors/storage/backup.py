@@ -42,7 +42,13 @@ from mailactors.storage.db import (
     BACKUP_PAGES_PER_STEP,
     BUSY_TIMEOUT_MS,
 )
-from mailactors.storage.files import StorageFullError, link_or_copy, remove_file, syncdir
+from mailactors.storage.files import (
+    StorageFullError,
+    link_or_copy,
+    open_file,
+    remove_file,
+    syncdir,
+)
 from mailactors.storage.verify import (
     DATABASE_KINDS,
     DatabaseKind,
@@ -244,6 +250,15 @@ class _Backup:
             syncdir(directory)
 
 
+def _fsync_file(path: Path) -> None:
+    """Make a file's data durable (SQLite syncs its commits; this says so explicitly)."""
+    f = open_file(path, "r+b")
+    try:
+        os.fsync(f.fileno())
+    finally:
+        f.close()
+
+
 def backup_database(src: Path, dst: Path) -> int:
     """Copy one database with the online backup API; returns the number of pages.
 
@@ -283,6 +298,7 @@ def backup_database(src: Path, dst: Path) -> int:
             target.pragma("journal_mode", "delete")
         finally:
             target.close()
+        _fsync_file(dst)
     except apsw.FullError as exc:
         raise StorageFullError(errno.ENOSPC, f"backup: disk full: {exc}", str(dst)) from exc
     except apsw.Error as exc:
@@ -316,6 +332,7 @@ def backup_data_dir(
     if dest == data_dir or dest.is_relative_to(data_dir):
         raise BackupError(f"destination {dest} is inside the data directory {data_dir}")
     dest.mkdir(parents=True, exist_ok=True)
+    syncdir(dest.parent)
 
     job = _Backup(data_dir, dest, log, say)
     databases = find_databases(data_dir, kinds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,10 +25,18 @@ from mailactors.storage.verify import verify_data_dir
 RECEIVED = datetime(2025, 5, 6, 7, 8, 9, tzinfo=UTC)
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One generated data directory per module; each test works on a copy."""
+    d = tmp_path_factory.mktemp("template") / "data"
+    generate_test_data(d, logging.getLogger("mailactors.test.storage"))
+    return d
+
+
 @pytest.fixture
-def data_dir(tmp_path: Path, log: logging.Logger) -> Path:
+def data_dir(template: Path, tmp_path: Path) -> Path:
     d = tmp_path / "data"
-    generate_test_data(d, log)
+    shutil.copytree(template, d)
     return d
 
 

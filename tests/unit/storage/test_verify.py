@@ -27,10 +27,18 @@ from mailactors.storage.verify import (
 )
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One generated data directory per module; each test works on a copy."""
+    d = tmp_path_factory.mktemp("template") / "data"
+    generate_test_data(d, logging.getLogger("mailactors.test.storage"))
+    return d
+
+
 @pytest.fixture
-def data_dir(tmp_path: Path, log: logging.Logger) -> Path:
+def data_dir(template: Path, tmp_path: Path) -> Path:
     d = tmp_path / "data"
-    generate_test_data(d, log)
+    shutil.copytree(template, d)
     return d
 
 
