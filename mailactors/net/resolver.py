@@ -113,9 +113,7 @@ class DnsResolver:
         if qname == dns.name.root:
             raise DnsPermanentError(name, rdtype, "invalid name: empty")
         try:
-            answer = self._resolver.resolve(
-                qname, rdtype, search=False, raise_on_no_answer=False
-            )
+            answer = self._resolver.resolve(qname, rdtype, search=False, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN as exc:
             response = exc.responses().get(qname)  # type: ignore[no-untyped-call]
             return Answer((), authenticated=_authenticated(response), nxdomain=True)
@@ -124,7 +122,9 @@ class DnsResolver:
         except dns.resolver.NoNameservers as exc:
             raise DnsTemporaryError(name, rdtype, f"no name server answered: {exc}") from None
         except dns.resolver.YXDOMAIN:
-            raise DnsPermanentError(name, rdtype, "name too long after DNAME substitution") from None
+            raise DnsPermanentError(
+                name, rdtype, "name too long after DNAME substitution"
+            ) from None
         except dns.exception.DNSException as exc:
             raise DnsTemporaryError(name, rdtype, f"{type(exc).__name__}: {exc}") from None
         records: list[T] = []

@@ -335,9 +335,7 @@ _TERM_LETTERS = "slodiphv"
 _MACRO = re.compile(r"%\{([A-Za-z])([0-9]*)([rR]?)([.\-+,/_=]*)\}")
 # toplabel = ( *alphanum ALPHA *alphanum ) /
 #            ( 1*alphanum "-" *( alphanum / "-" ) alphanum )
-_TOPLABEL = re.compile(
-    r"[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*|[A-Za-z0-9]+-[A-Za-z0-9-]*[A-Za-z0-9]"
-)
+_TOPLABEL = re.compile(r"[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*|[A-Za-z0-9]+-[A-Za-z0-9-]*[A-Za-z0-9]")
 
 
 @dataclass(frozen=True, slots=True)

@@ -226,7 +226,16 @@ def test_parse_nameserver(text: str, expected: tuple[str, int]) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "ns.example.com", "1.2.3.4:", "1.2.3.4:0", "1.2.3.4:65536", "[1.2.3.4]:53", "[::1", "[::1]x"],
+    [
+        "",
+        "ns.example.com",
+        "1.2.3.4:",
+        "1.2.3.4:0",
+        "1.2.3.4:65536",
+        "[1.2.3.4]:53",
+        "[::1",
+        "[::1]x",
+    ],
 )
 def test_parse_nameserver_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="name server|IP address"):

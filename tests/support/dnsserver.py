@@ -75,7 +75,9 @@ class DnsTestServer:
 
     # Data
 
-    def add(self, name: str, rdtype: str, value: str | Sequence[str], ttl: int | None = None) -> None:
+    def add(
+        self, name: str, rdtype: str, value: str | Sequence[str], ttl: int | None = None
+    ) -> None:
         """Add a record; a TXT value is the literal text (a sequence: several strings)."""
         key = (_name(name), dns.rdatatype.from_text(rdtype))
         if key[1] == dns.rdatatype.TXT:
@@ -170,7 +172,9 @@ class DnsTestServer:
         if question is not None:
             rdtype = dns.rdatatype.to_text(question.rdtype)
             with self._lock:
-                self.queries.append((question.name.to_text().rstrip(".").lower(), rdtype, transport))
+                self.queries.append(
+                    (question.name.to_text().rstrip(".").lower(), rdtype, transport)
+                )
         return query
 
     def _serve_udp(self) -> None:
