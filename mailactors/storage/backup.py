@@ -77,6 +77,7 @@ class BackupSummary:
     databases: int
     files_linked: int
     files_copied: int
+    # Size of the backup: database copies plus message files, linked or copied.
     bytes: int
     seconds: float
     problems: tuple[str, ...]
@@ -235,6 +236,10 @@ class _Backup:
                 count, problems = self.complete_files(path, kind)
             if not problems:
                 break
+            self.log.info(
+                "backup: files vanished during the window",
+                extra={"database": relative, "attempt": attempt, "files": len(problems)},
+            )
             if attempt < BACKUP_ATTEMPTS:
                 self.progress(
                     f"notice: {relative}: {len(problems)} file(s) delivered and expunged "
