@@ -12,6 +12,7 @@ import time
 import tracemalloc
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage
@@ -303,9 +304,9 @@ def test_other_root_element_is_refused() -> None:
 def test_missing_sections_are_refused() -> None:
     with pytest.raises(DmarcReportError, match="report_metadata"):
         parse_report(b"<feedback><policy_published/></feedback>")
-    meta = ElementTree.tostring(
-        ElementTree.fromstring(report_xml(FEEDBACK)).find("report_metadata")
-    )  # type: ignore[arg-type]
+    metadata = ElementTree.fromstring(report_xml(FEEDBACK)).find("report_metadata")
+    assert metadata is not None
+    meta = ElementTree.tostring(metadata)
     with pytest.raises(DmarcReportError, match="policy_published"):
         parse_report(b"<feedback>" + meta + b"</feedback>")
 
@@ -380,7 +381,7 @@ def _gzip_bomb() -> bytes:
     return b"".join(parts)
 
 
-HOSTILE = {
+HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {
     "billion laughs": (lambda: BILLION_LAUGHS, "DTDForbidden"),
     "external entity": (lambda: EXTERNAL_ENTITY, "DTDForbidden"),
     "external dtd": (lambda: EXTERNAL_DTD, "DTDForbidden"),
@@ -508,15 +509,14 @@ def _message(attachments: list[tuple[bytes, str, str, str | None]]) -> bytes:
     ],
 )
 def test_find_report_takes_the_report_attachment(
-    maintype: str, subtype: str, filename: str | None, encode: object
+    maintype: str, subtype: str, filename: str | None, encode: Callable[[bytes], bytes]
 ) -> None:
-    assert callable(encode)
     payload = encode(report_xml(FEEDBACK))
     message = _message(
         [(b"%PDF", "application", "pdf", "x.pdf"), (payload, maintype, subtype, filename)]
     )
     found = find_report(message)
-    assert found == payload
+    assert found is not None and found == payload
     assert parse_report(found) == FEEDBACK
 
 
@@ -568,7 +568,7 @@ def test_report_message_parses_with_the_stdlib_and_carries_the_report() -> None:
     assert message["Message-ID"] == "<dmarc-1@mail.example.net>"
     assert message["Date"].datetime == NOW
     assert message.get_content_type() == "multipart/mixed"
-    text, attachment = message.iter_parts()  # type: ignore[attr-defined]
+    text, attachment = message.iter_parts()
     assert text.get_content_type() == "text/plain"
     assert "example.org" in text.get_content()
     assert attachment.get_content_type() == "application/gzip"
