@@ -23,7 +23,7 @@ import re
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from enum import StrEnum
 from typing import Any
@@ -38,6 +38,8 @@ __all__ = [
     "MAX_JSON_NESTING",
     "MAX_REPORT_SIZE",
     "MAX_SESSION_COUNT",
+    "MEDIA_TYPE_GZIP",
+    "MEDIA_TYPE_JSON",
     "FailureDetails",
     "Policy",
     "PolicyType",
@@ -50,10 +52,12 @@ __all__ = [
     "TlsRptRecordError",
     "build_report",
     "compose_report_message",
+    "day_bounds",
     "find_report",
     "lookup",
     "lookup_record",
     "mailto_address",
+    "make_report_id",
     "merge_results",
     "parse_record",
     "parse_report",
@@ -77,6 +81,10 @@ MAX_JSON_NESTING = 32
 MAX_SESSION_COUNT = 2**53 - 1
 # RFC 8259 6 numbers have no length limit; ours: enough digits for MAX_SESSION_COUNT.
 _MAX_NUMBER_DIGITS = 20
+
+# RFC 8460 6.4, 6.5: the media types of a report (also the HTTPS POST Content-Type, 5.4).
+MEDIA_TYPE_GZIP = "application/tlsrpt+gzip"
+MEDIA_TYPE_JSON = "application/tlsrpt+json"
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _DECOMPRESS_CHUNK = 64 * 1024
@@ -371,6 +379,21 @@ class Report:
     def failed(self) -> int:
         """Failed sessions over all policies."""
         return sum(p.failed for p in self.policies)
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The period of a daily report: 00:00:00Z to 23:59:59Z of the UTC day, as in the
+    RFC 8460 4.8 example (RFC 8460 4.1: reports SHOULD cover a full UTC day)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1, seconds=-1)
+
+
+def make_report_id(day: date, policy_domain: str, submitter: str) -> str:
+    """A report-id in msg-id form, as the RFC 8460 5.3 Subject wants: "<day>.<policy
+    domain>@<submitter>". The same day and domain give the same id, so a report sent
+    twice (after a crash between sending and removing) is one report to a receiver
+    that keeps (organization, report-id) unique."""
+    return f"{day:%Y%m%d}.{normalize_name(policy_domain)}@{normalize_name(submitter)}"
 
 
 def build_report(
@@ -871,7 +894,7 @@ def compose_report_message(
             "\r\n",
             text,
             f"\r\n--{boundary}\r\n",
-            _fold("Content-Type", ["application/tlsrpt+gzip;", f'name="{filename}"']),
+            _fold("Content-Type", [f"{MEDIA_TYPE_GZIP};", f'name="{filename}"']),
             "Content-Transfer-Encoding: base64\r\n",
             _fold("Content-Disposition", ["attachment;", f'filename="{filename}"']),
             "\r\n",

@@ -8,7 +8,7 @@ import gzip
 import json
 import warnings
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,10 +32,12 @@ from mailactors.protocol.tlsrpt import (
     TlsRptRecordError,
     build_report,
     compose_report_message,
+    day_bounds,
     find_report,
     lookup,
     lookup_record,
     mailto_address,
+    make_report_id,
     merge_results,
     parse_record,
     parse_report,
@@ -322,6 +324,19 @@ def test_build_report_needs_aware_ordered_period() -> None:
             day_start=datetime(2026, 1, 2, tzinfo=UTC),
             day_end=datetime(2026, 1, 1, tzinfo=UTC),
         )
+
+
+def test_day_bounds_and_report_ids() -> None:
+    start, end = day_bounds(date(2016, 4, 1))
+    assert (start, end) == (
+        datetime(2016, 4, 1, tzinfo=UTC),
+        datetime(2016, 4, 1, 23, 59, 59, tzinfo=UTC),
+    )
+    report_id = make_report_id(date(2026, 11, 23), "Example.COM.", "mail.sender.example")
+    assert report_id == "20261123.example.com@mail.sender.example"
+    data = _message(Report("o", start, end, "", report_id, ()))
+    subject = email.message_from_bytes(data, policy=email.policy.default)["Subject"]
+    assert subject.endswith("Report-ID: <20261123.example.com@mail.sender.example>")
 
 
 def test_report_json_shape() -> None:
