@@ -437,3 +437,61 @@ def test_server_closing_without_a_word(hostile: Callable[[Script], HostileServer
         FailureKind.PROTOCOL,
     )
     assert all(not r.delivered and not r.permanent for r in result.transactions[0].recipients)
+
+
+def test_554_greeting_is_reported_with_the_servers_reply(
+    hostile: Callable[[Script], HostileServer],
+) -> None:
+    seen: list[bytes] = []
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(b"554 hostile.example no service for you\r\n")
+        seen.append(read_line(conn))
+        conn.sendall(b"221 bye\r\n")
+
+    server = hostile(script)
+    result = run(server)
+    server.close()
+    assert seen == [b"QUIT\r\n"]
+    assert result.failure is not None and result.failure.kind is FailureKind.GREETING_REJECTED
+    assert result.greeting is not None and result.greeting.code == 554
+    assert {r.code for r in result.transactions[0].recipients} == {554}
+
+
+def test_size_refusal_is_local_and_the_session_goes_on(
+    hostile: Callable[[Script], HostileServer],
+) -> None:
+    received = bytearray()
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(b"220 hostile.example\r\n")
+        read_line(conn, received)
+        conn.sendall(b"250-hostile.example\r\n250-SIZE 100\r\n250 8BITMIME\r\n")
+        read_line(conn, received)  # MAIL of the small message (the big one is never sent)
+        conn.sendall(b"250 ok\r\n")
+        read_line(conn, received)
+        conn.sendall(b"250 ok\r\n")
+        read_line(conn, received)
+        conn.sendall(b"354 go\r\n")
+        while not received.endswith(b"\r\n.\r\n"):
+            read_line(conn, received)
+        conn.sendall(b"250 queued\r\n")
+        read_line(conn, received)
+        conn.sendall(b"221 bye\r\n")
+
+    server = hostile(script)
+    result = run(
+        server,
+        transactions=[
+            Transaction("s@example.org", ("big@example.org",), b"x" * 200),
+            Transaction("s@example.org", ("small@example.org",), "Grüße\r\n".encode()),
+        ],
+    )
+    server.close()
+    assert result.failure is None
+    (big,) = result.transactions[0].recipients
+    assert big.local and big.permanent and big.enhanced == "5.3.4"
+    assert result.transactions[1].delivered == ("small@example.org",)
+    assert b"MAIL FROM:<s@example.org> SIZE=9 BODY=8BITMIME\r\n" in received
+    assert b"big@example.org" not in received
+    assert received.endswith("Grüße\r\n.\r\n".encode())
