@@ -153,7 +153,10 @@ class KeyRecord:
                 raise KeyRecordError(
                     f"ed25519 key has {len(self.key_data)} bytes, must be {ED25519_KEY_BYTES}"
                 )
-            return ed25519.Ed25519PublicKey.from_public_bytes(self.key_data)
+            try:
+                return ed25519.Ed25519PublicKey.from_public_bytes(self.key_data)
+            except ValueError as exc:
+                raise KeyRecordError("p= is not a valid ed25519 public key") from exc
         if self.key_type != "rsa":
             raise KeyRecordError(f"unknown key type k={self.key_type}")
         try:

@@ -140,6 +140,9 @@ def sign(
         ):
             raise ValueError(f"identity {identity!r} must be an address within {domain}")
     parsed = split_message(message)
+    # RFC 5322 3.6: a message has a From field; DKIM exists to vouch for it.
+    if not any(field.name == "from" for field in parsed.fields):
+        raise ValueError("the message has no From header field")
     signed = _signed_field_names(
         [field.name for field in parsed.fields],
         [name.lower() for name in headers],

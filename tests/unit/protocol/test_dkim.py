@@ -497,7 +497,40 @@ def test_huge_header_section() -> None:
     assert [r.status for r in results] == [DkimStatus.FAIL, DkimStatus.PASS]
 
 
+def test_own_field_is_left_out_of_selection() -> None:
+    # h= may name DKIM-Signature to cover earlier signatures. When verifying, the field being
+    # verified did not exist at signing time, so it must not be selected (oversigned here).
+    once = signed(key=ED_KEY)
+    field = sign(
+        once,
+        domain=DOMAIN,
+        selector=SELECTOR,
+        key=RSA_KEY,
+        now=NOW,
+        headers=["From", "DKIM-Signature"],
+        oversign=["DKIM-Signature"],
+    )
+    assert b"h=from:dkim-signature:dkim-signature;" in field
+    res = InMemoryResolver({(KEY_NAME, "TXT"): [dns_txt_record(RSA_KEY), dns_txt_record(ED_KEY)]})
+    results = verify(field + once, res, now=NOW)
+    assert [r.status for r in results] == [DkimStatus.PASS, DkimStatus.PASS]
+    # Changing the covered earlier signature breaks the new one.
+    changed = once.replace(b"a=ed25519-sha256", b"a=ed25519-sha256 ", 1)
+    assert verify(field + changed, res, now=NOW)[0].status is DkimStatus.FAIL
+
+
 # --- sign() misuse ---
+
+
+def test_sign_needs_a_from_field() -> None:
+    with pytest.raises(ValueError, match="no From"):
+        sign(
+            b"To: b@example.net\r\n\r\nbody\r\n",
+            domain=DOMAIN,
+            selector=SELECTOR,
+            key=ED_KEY,
+            now=NOW,
+        )
 
 
 @pytest.mark.parametrize(
