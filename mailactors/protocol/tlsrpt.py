@@ -208,7 +208,8 @@ def parse_record(text: str) -> TlsRptRecord:
     TXT records that are syntactically valid ... and implementing a superset of this
     specification, in which case unknown fields SHALL be ignored."
     """
-    fields = _FIELD_DELIM.split(text)
+    # White space after the record is not in the ABNF; it is harmless, so allowed.
+    fields = _FIELD_DELIM.split(text.rstrip(" \t"))
     if fields[0] != _VERSION:
         raise TlsRptRecordError(f"record does not start with {_VERSION}")
     if fields[-1] == "" and len(fields) > 1:

@@ -68,7 +68,7 @@ def test_record_with_one_mailto() -> None:
 
 def test_record_with_several_uris_white_space_and_trailing_delimiter() -> None:
     record = parse_record(
-        "v=TLSRPTv1 ;rua=mailto:a@example.com , https://reports.example.com/tlsrpt ;"
+        "v=TLSRPTv1 ;rua=mailto:a@example.com , https://reports.example.com/tlsrpt ; "
     )
     assert record.rua == ("mailto:a@example.com", "https://reports.example.com/tlsrpt")
 
