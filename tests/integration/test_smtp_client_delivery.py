@@ -494,4 +494,4 @@ def test_size_refusal_is_local_and_the_session_goes_on(
     assert result.transactions[1].delivered == ("small@example.org",)
     assert b"MAIL FROM:<s@example.org> SIZE=9 BODY=8BITMIME\r\n" in received
     assert b"big@example.org" not in received
-    assert received.endswith("Grüße\r\n.\r\n".encode())
+    assert received.endswith("DATA\r\nGrüße\r\n.\r\nQUIT\r\n".encode())
