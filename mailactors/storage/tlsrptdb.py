@@ -375,6 +375,8 @@ class ReceivedReportInfo:
 
 @dataclass(frozen=True, slots=True)
 class ReceivedReport:
+    """A stored report with what we know about its arrival."""
+
     info: ReceivedReportInfo
     report: Report
 
