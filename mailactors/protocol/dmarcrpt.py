@@ -361,7 +361,8 @@ def _gunzip(data: bytes) -> bytes:
     out = bytearray()
     rest = data
     try:
-        while rest:
+        # Some writers pad the file with zero bytes after the last member.
+        while rest.strip(b"\0"):
             if not rest.startswith(_GZIP_MAGIC):
                 raise DmarcReportError("gzip data is followed by something that is not gzip")
             decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -384,18 +385,22 @@ def _gunzip(data: bytes) -> bytes:
 
 def _zip_entry_count(data: bytes) -> int:
     """Entries in the zip's central directory, from its end record (APPNOTE 4.3.16)."""
-    # The end of central directory record is 22 bytes plus a comment of up to 65535.
+    # The end of central directory record is 22 bytes plus a comment of up to 65535
+    # bytes; the real one is the signature whose comment length reaches the end of the
+    # data exactly (a comment may itself contain the signature).
     window_start = max(0, len(data) - 22 - 0xFFFF)
     pos = data.rfind(_ZIP_EMPTY_MAGIC, window_start)
-    if pos < 0 or len(data) - pos < 22:
-        raise DmarcReportError("zip archive has no end of central directory record")
-    _sig, _disk, _cd_disk, _on_disk, total, _size, _offset, _comment = struct.unpack(
-        "<4s4H2LH", data[pos : pos + 22]
-    )
-    if total == 0xFFFF:
-        # ZIP64 end records are for archives far beyond MAX_REPORT_INPUT.
-        raise DmarcReportError("zip64 archives are not accepted for reports")
-    return int(total)
+    while pos >= 0:
+        if len(data) - pos >= 22:
+            fields = struct.unpack("<4s4H2LH", data[pos : pos + 22])
+            total, comment_length = fields[4], fields[7]
+            if pos + 22 + comment_length == len(data):
+                if total == 0xFFFF:
+                    # ZIP64 end records are for archives far beyond MAX_REPORT_INPUT.
+                    raise DmarcReportError("zip64 archives are not accepted for reports")
+                return int(total)
+        pos = data.rfind(_ZIP_EMPTY_MAGIC, window_start, pos)
+    raise DmarcReportError("zip archive has no end of central directory record")
 
 
 def _unzip(data: bytes) -> bytes:

@@ -610,3 +610,26 @@ def test_report_fits_the_size_limit() -> None:
     assert report_fits(10_000, None)
     assert report_fits(10_000, 10_000)
     assert not report_fits(10_001, 10_000)
+
+
+def test_gzip_with_zero_padding_is_read() -> None:
+    assert parse_report(gzip.compress(report_xml(FEEDBACK)) + b"\0" * 512) == FEEDBACK
+
+
+def _zip_with_comment(comment: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("report.xml", report_xml(FEEDBACK))
+        archive.comment = comment
+    return buffer.getvalue()
+
+
+def test_zip_with_an_archive_comment_is_read() -> None:
+    assert parse_report(_zip_with_comment(b"made by a reporter")) == FEEDBACK
+
+
+def test_zip_comment_with_a_fake_end_record_is_refused() -> None:
+    # zipfile takes the last signature it finds; we do not read past a confused archive.
+    fake = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 5000, 5000, 0, 0, 0)
+    with pytest.raises(DmarcReportError, match="zip"):
+        parse_report(_zip_with_comment(b"x" + fake))
