@@ -6,6 +6,9 @@ import ipaddress
 import threading
 import time
 
+import dns.flags
+import dns.message
+import dns.query
 import pytest
 from support.dnsserver import DnsTestServer
 
@@ -41,8 +44,8 @@ def resolver(server: DnsTestServer, **kwargs: float) -> DnsResolver:
 
 
 def test_typed_lookups() -> None:
-    with DnsTestServer(ZONE) as dns:
-        r = resolver(dns)
+    with DnsTestServer(ZONE) as server:
+        r = resolver(server)
         assert r.a("example.com").records == (ipaddress.IPv4Address("192.0.2.10"),)
         assert r.aaaa("example.com").records == (ipaddress.IPv6Address("2001:db8::10"),)
         assert sorted(r.mx("example.com").records, key=lambda m: m.preference) == [
@@ -56,12 +59,12 @@ def test_typed_lookups() -> None:
         )
         assert r.ptr(ipaddress.IPv4Address("192.0.2.10")).records == ("mail.example.com",)
         assert r.cname("www.example.com").records == ("web.example.com",)
-        assert r.nameservers == (dns.nameserver,)
+        assert r.nameservers == (server.nameserver,)
 
 
 def test_cnames_are_followed_for_typed_lookups() -> None:
-    with DnsTestServer(ZONE) as dns:
-        r = resolver(dns)
+    with DnsTestServer(ZONE) as server:
+        r = resolver(server)
         assert r.a("www.example.com").records == (ipaddress.IPv4Address("198.51.100.7"),)
         assert r.txt("www.example.com").records == ("behind a cname",)
         # The chain ends in a name without AAAA: NODATA, not NXDOMAIN.
@@ -70,8 +73,8 @@ def test_cnames_are_followed_for_typed_lookups() -> None:
 
 
 def test_nxdomain_and_nodata_are_told_apart() -> None:
-    with DnsTestServer(ZONE) as dns:
-        r = resolver(dns)
+    with DnsTestServer(ZONE) as server:
+        r = resolver(server)
         missing = r.txt("nothere.example.com")
         assert missing.records == () and missing.nxdomain
         nodata = r.aaaa("mail.example.com")
@@ -82,8 +85,8 @@ def test_nxdomain_and_nodata_are_told_apart() -> None:
 
 
 def test_ad_bit_is_reported_and_requested() -> None:
-    with DnsTestServer(ZONE, authenticated={"example.com"}) as dns:
-        r = resolver(dns)
+    with DnsTestServer(ZONE, authenticated={"example.com"}) as server:
+        r = resolver(server)
         assert r.txt("example.com").authenticated
         assert r.tlsa("_25._tcp.mail.example.com").authenticated
         assert not r.a("host.example.net").authenticated
@@ -91,40 +94,54 @@ def test_ad_bit_is_reported_and_requested() -> None:
         assert not r.a("www.example.com").authenticated
 
 
+def test_server_sets_ad_only_when_asked() -> None:
+    # The test server behaves like a validating resolver (RFC 6840 section
+    # 5.7): without AD or DO in the query, no AD in the answer. So the test
+    # above also shows that DnsResolver asks.
+    with DnsTestServer(ZONE, authenticated={"example.com"}) as server:
+        plain = dns.message.make_query("example.com", "TXT", use_edns=False)
+        plain.flags &= ~dns.flags.AD
+        reply = dns.query.udp(plain, "127.0.0.1", port=server.port, timeout=2)
+        assert not reply.flags & dns.flags.AD
+        asking = dns.message.make_query("example.com", "TXT", want_dnssec=True)
+        reply = dns.query.udp(asking, "127.0.0.1", port=server.port, timeout=2)
+        assert reply.flags & dns.flags.AD
+
+
 def test_truncated_udp_answer_is_retried_over_tcp() -> None:
     big = "x" * 250
-    with DnsTestServer(truncate_udp_over=200) as dns:
+    with DnsTestServer(truncate_udp_over=200) as server:
         for i in range(6):
-            dns.add("big.example.com", "TXT", f"{i}{big}")
-        dns.add("small.example.com", "TXT", "tiny")
-        r = resolver(dns)
+            server.add("big.example.com", "TXT", f"{i}{big}")
+        server.add("small.example.com", "TXT", "tiny")
+        r = resolver(server)
         answer = r.txt("big.example.com")
         assert sorted(answer.records) == [f"{i}{big}" for i in range(6)]
-        assert ("big.example.com", "TXT", "udp") in dns.queries
-        assert ("big.example.com", "TXT", "tcp") in dns.queries
+        assert ("big.example.com", "TXT", "udp") in server.queries
+        assert ("big.example.com", "TXT", "tcp") in server.queries
         assert r.txt("small.example.com").records == ("tiny",)
-        assert ("small.example.com", "TXT", "tcp") not in dns.queries
+        assert ("small.example.com", "TXT", "tcp") not in server.queries
 
 
 def test_long_txt_strings_are_joined() -> None:
     text = "v=spf1 " + " ".join(f"ip4:192.0.2.{i}" for i in range(40)) + " -all"
     assert len(text) > 255
-    with DnsTestServer() as dns:
-        dns.add("example.com", "TXT", text)
-        dns.add("multi.example.com", "TXT", ["v=spf1", " -all"])
-        r = resolver(dns)
+    with DnsTestServer() as server:
+        server.add("example.com", "TXT", text)
+        server.add("multi.example.com", "TXT", ["v=spf1", " -all"])
+        r = resolver(server)
         assert r.txt("example.com").records == (text,)
         assert r.txt("multi.example.com").records == ("v=spf1 -all",)
 
 
 def test_invalid_utf8_in_txt_is_replaced() -> None:
-    with DnsTestServer(r'example.com. TXT "caf\233 ok"') as dns:
-        assert resolver(dns).txt("example.com").records == ("caf\ufffd ok",)
+    with DnsTestServer(r'example.com. TXT "caf\233 ok"') as server:
+        assert resolver(server).txt("example.com").records == ("caf\ufffd ok",)
 
 
 def test_servfail_is_temporary() -> None:
-    with DnsTestServer(ZONE, servfail={"example.com"}) as dns:
-        r = resolver(dns)
+    with DnsTestServer(ZONE, servfail={"example.com"}) as server:
+        r = resolver(server)
         with pytest.raises(DnsTemporaryError) as info:
             r.txt("example.com")
         assert info.value.name == "example.com" and info.value.rdtype == "TXT"
@@ -132,8 +149,8 @@ def test_servfail_is_temporary() -> None:
 
 
 def test_no_answer_times_out_as_temporary() -> None:
-    with DnsTestServer(ZONE, drop={"example.com"}) as dns:
-        r = resolver(dns, timeout=0.2, lifetime=0.5)
+    with DnsTestServer(ZONE, drop={"example.com"}) as server:
+        r = resolver(server, timeout=0.2, lifetime=0.5)
         started = time.monotonic()
         with pytest.raises(DnsTemporaryError, match="timeout"):
             r.a("example.com")
@@ -141,8 +158,8 @@ def test_no_answer_times_out_as_temporary() -> None:
 
 
 def test_unreachable_server_is_temporary() -> None:
-    with DnsTestServer() as dns:
-        port = dns.port
+    with DnsTestServer() as server:
+        port = server.port
     # The server is gone: the port refuses (ICMP) or stays silent.
     r = DnsResolver([f"127.0.0.1:{port}"], timeout=0.2, lifetime=0.5)
     with pytest.raises(DnsTemporaryError):
@@ -154,34 +171,34 @@ def test_unreachable_server_is_temporary() -> None:
     ["a..example.com", "x" * 64 + ".example.com", ".".join(["abcdefghi"] * 30), "", "."],
 )
 def test_bad_names_are_permanent(name: str) -> None:
-    with DnsTestServer() as dns:
+    with DnsTestServer() as server:
         with pytest.raises(DnsPermanentError):
-            resolver(dns).txt(name)
-        assert dns.queries == []
+            resolver(server).txt(name)
+        assert server.queries == []
 
 
 def test_runtime_add_and_remove() -> None:
-    with DnsTestServer() as dns:
-        r = resolver(dns)
+    with DnsTestServer() as server:
+        r = resolver(server)
         assert r.txt("_dmarc.example.com").nxdomain
-        dns.add("_dmarc.example.com", "TXT", "v=DMARC1; p=reject")
+        server.add("_dmarc.example.com", "TXT", "v=DMARC1; p=reject")
         assert r.txt("_dmarc.example.com").records == ("v=DMARC1; p=reject",)
-        dns.remove("_dmarc.example.com", "TXT")
+        server.remove("_dmarc.example.com", "TXT")
         assert r.txt("_dmarc.example.com").nxdomain
 
 
 def test_zones_mapping_with_origins() -> None:
     zones = {"example.com": "@ TXT hello\nsub A 192.0.2.1", "example.net": "@ TXT other"}
-    with DnsTestServer(zones) as dns:
-        r = resolver(dns)
+    with DnsTestServer(zones) as server:
+        r = resolver(server)
         assert r.txt("example.com").records == ("hello",)
         assert r.a("sub.example.com").records == (ipaddress.IPv4Address("192.0.2.1"),)
         assert r.txt("example.net").records == ("other",)
 
 
 def test_concurrent_lookups_from_threads() -> None:
-    with DnsTestServer(ZONE) as dns:
-        r = resolver(dns)
+    with DnsTestServer(ZONE) as server:
+        r = resolver(server)
         results: list[object] = []
         errors: list[BaseException] = []
 
@@ -199,6 +216,19 @@ def test_concurrent_lookups_from_threads() -> None:
             t.join()
         assert errors == []
         assert results == [(ipaddress.IPv4Address("192.0.2.25"),)] * 40
+
+
+def test_no_nameservers_is_temporary() -> None:
+    with pytest.raises(DnsTemporaryError, match="no name server"):
+        DnsResolver([]).a("example.com")
+
+
+def test_nxdomain_carries_the_ad_bit() -> None:
+    with DnsTestServer(ZONE, authenticated={"example.com"}) as server:
+        answer = resolver(server).txt("missing.example.com")
+        assert answer.nxdomain and answer.authenticated
+        answer = resolver(server).txt("missing.example.net")
+        assert answer.nxdomain and not answer.authenticated
 
 
 def test_system_configuration_is_used_without_nameservers() -> None:
