@@ -104,11 +104,11 @@ def select_fields(
 ) -> list[HeaderField]:
     """The fields named by h=, in h= order.
 
-    RFC 6376 5.4.2: "If there are multiple instances of a field, the header fields are
-    presented ... from the bottom of the header field block to the top." A name listed
-    more often than it occurs selects nothing the extra times ("nonexistent header fields
-    do not contribute to the signature computation", 3.5). `exclude` is the index of the
-    DKIM-Signature field being verified, which did not exist when it was signed.
+    RFC 6376 5.4.2: a name listed several times selects the instances of that field from
+    the bottom of the header block upward. A name listed more often than it occurs selects
+    nothing the extra times (3.5: "nonexistent header fields do not contribute to the
+    signature computation"). `exclude` is the index of the DKIM-Signature field being
+    verified, which did not exist when it was signed.
     """
     remaining: dict[str, list[int]] = {}
     for index, field in enumerate(fields):

@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from mailactors.protocol.dkim.canon import HeaderField, relaxed_field
 from mailactors.protocol.dkim.tags import Tag, TagListError, parse_tag_list, split_list
 
-# RFC 6376 6.1.1: "The tags v=, a=, b=, bh=, d=, h=, and s= are REQUIRED; if any of them
-# are missing, the Verifier MUST ignore the signature and return PERMFAIL".
+# RFC 6376 3.5 marks v=, a=, b=, bh=, d=, h= and s= REQUIRED; 6.1.1: a signature missing
+# one of them is a PERMFAIL (signature missing required tag).
 REQUIRED_TAGS = ("v", "a", "b", "bh", "d", "h", "s")
 # a= values we understand; rsa-sha1 is parsed so that it can be refused (RFC 8301 3.1).
 HASH_BYTES = {"rsa-sha256": 32, "ed25519-sha256": 32, "rsa-sha1": 20}
 CANONICALIZATIONS = ("simple", "relaxed")
 # Our bound on h= entries, against hostile signatures; real ones list a few dozen names.
 MAX_SIGNED_FIELDS = 1000
-# RFC 6376 3.5 t=: "Implementations MAY ... consider any value longer than 12 digits to be
-# infinite." Such timestamps are read as "never".
+# RFC 6376 3.5 t=: implementations may take a value longer than 12 digits as infinite
+# (against denial of service). Such timestamps are read as "never".
 MAX_TIMESTAMP_DIGITS = 12
 # RFC 6376 3.5 l=: "1*76DIGIT".
 MAX_LENGTH_DIGITS = 76
@@ -104,7 +104,7 @@ def parse_signature(field: HeaderField, tags: dict[str, Tag]) -> Signature:
     missing = [name for name in REQUIRED_TAGS if name not in tags]
     if missing:
         raise SignatureError(f"missing required tag(s): {', '.join(missing)}")
-    # 6.1.1: "If the "v=" tag value is not recognized, the Verifier MUST ... return PERMFAIL"
+    # 3.5 v=: "This tag MUST have the value "1""; 6.1.1: an unknown version is a PERMFAIL.
     if tags["v"].value != "1":
         raise SignatureError(f"unknown version v={tags['v'].value}")
     algorithm = tags["a"].value.lower()

@@ -53,8 +53,8 @@ DEFAULT_SIGNED_HEADERS: tuple[str, ...] = (
     "List-Owner",
     "List-Archive",
 )
-# Fields named once more than they occur, present or not (RFC 6376 8.15: signing a field
-# name one extra time means "a field of that name added later breaks the signature").
+# Fields named once more than they occur, present or not: a field of that name added later
+# then breaks the signature (RFC 6376 5.4.2 and 8.15, "oversigning").
 OVERSIGNED_HEADERS: tuple[str, ...] = (
     "From",
     "Sender",

@@ -54,17 +54,20 @@ from mailactors.protocol.dkim.signature import (
 )
 from mailactors.protocol.dns import DnsError, DnsPermanentError, DnsTemporaryError, Resolver
 
-# RFC 6376 6.1: "Verifiers MAY limit the number of signatures they attempt to verify" (to
-# bound the work a message can cause). Fields past the limit get no result.
+# RFC 6376 6.1 lets verifiers limit how many signatures they try, to bound the work one
+# message can cause. Fields past the limit get no result.
 DEFAULT_MAX_SIGNATURES = 10
-# RFC 6008 section 4 (header.b): "at least the first eight characters" of b= tell
-# signatures apart; we report twelve.
+# RFC 6008 section 4: header.b carries a prefix of b= (of at least eight characters) that
+# tells signatures apart; we report twelve.
 HEADER_B_CHARS = 12
 SIGNATURE_FIELD = "dkim-signature"
 
 
 class DkimStatus(StrEnum):
-    """RFC 8601 section 2.7.1 result of one signature ("none" is the absence of any)."""
+    """RFC 8601 section 2.7.1 result of one signature ("none" is the absence of any).
+
+    verify() does not produce NEUTRAL or POLICY; they are there for the caller's policy.
+    """
 
     PASS = "pass"
     FAIL = "fail"
