@@ -247,7 +247,9 @@ class _Backup:
                 )
         self.problems += problems
         self.databases.append(self.dest / path.relative_to(self.data_dir))
-        self.progress(f"{relative}: {pages} pages, {count} message files")
+        owns_files = kind is not None and kind.row_files is not None
+        files = f", {count} message files" if owns_files else ""
+        self.progress(f"{relative}: {pages} pages{files}")
 
     def sync(self) -> None:
         # Deepest first, so each directory's entries are durable before its parent's.

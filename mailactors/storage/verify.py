@@ -22,7 +22,7 @@ from typing import TextIO
 
 import apsw
 
-from mailactors.storage import account
+from mailactors.storage import account, dmarcdb, mtastsdb, queue, tlsrptdb
 from mailactors.storage.db import BUSY_TIMEOUT_MS, Migration
 
 # Problem kinds that are notices: worth reading, not a reason to fail.
@@ -97,9 +97,33 @@ ACCOUNT_KIND = DatabaseKind(
     row_files=_account_message_files,
 )
 
+def _queue_message_files(conn: apsw.Connection, directory: Path) -> Iterator[OwnedFile]:
+    # Same layout as the queue store: msg/<hex(id // MESSAGES_PER_SHARD)>/<id>; a
+    # message row exists as long as one of its recipients is queued.
+    for id_, size in conn.execute("SELECT id, size FROM message ORDER BY id"):
+        shard = format(int(id_) // queue.MESSAGES_PER_SHARD, "x")
+        yield OwnedFile(directory / "msg" / shard / str(id_), int(size))
+
+
+QUEUE_KIND = DatabaseKind(
+    name="queue",
+    pattern="queue/index.db",
+    migrations=tuple(queue.MIGRATIONS),
+    file_dir="msg",
+    row_files=_queue_message_files,
+)
+
 # Every kind of database a data directory may hold. A module adding a database adds
-# its kind here (queue/index.db with queue/msg/, dmarceval.db, ...).
-DATABASE_KINDS: tuple[DatabaseKind, ...] = (ACCOUNT_KIND,)
+# its kind here.
+DATABASE_KINDS: tuple[DatabaseKind, ...] = (
+    ACCOUNT_KIND,
+    QUEUE_KIND,
+    DatabaseKind("dmarc evaluations", "dmarceval.db", tuple(dmarcdb.EVALUATION_MIGRATIONS)),
+    DatabaseKind("dmarc reports", "dmarcrpt.db", tuple(dmarcdb.REPORT_MIGRATIONS)),
+    DatabaseKind("tls reports", "tlsrpt.db", tuple(tlsrptdb.RECEIVED_MIGRATIONS)),
+    DatabaseKind("tls results", "tlsrptresult.db", tuple(tlsrptdb.RESULT_MIGRATIONS)),
+    DatabaseKind("mta-sts policies", "mtasts.db", tuple(mtastsdb.MIGRATIONS)),
+)
 
 # The spool directory: files there belong to deliveries in progress.
 SPOOL_DIR = "tmp"

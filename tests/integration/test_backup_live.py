@@ -147,9 +147,10 @@ def check_restored(directory: Path, expected: dict[str, bytes]) -> None:
     missing = sorted(set(expected) - set(served))
     assert missing == [], f"{len(missing)} acknowledged messages missing from the backup"
     for subject, data in expected.items():
-        # The server prepends a Received header; the rest is the bytes we sent.
+        # The server prepends trace headers (Received, Authentication-Results); the
+        # rest is the bytes we sent.
         assert served[subject].endswith(data), subject
-        assert served[subject].startswith(b"Received: ")
+        assert b"Received: " in served[subject][: -len(data)]
 
 
 def test_backup_while_delivering_and_expunging(tmp_path: Path) -> None:
@@ -170,7 +171,7 @@ def test_backup_while_delivering_and_expunging(tmp_path: Path) -> None:
         expected_first = traffic.kept(began, time.monotonic())
         during_first = traffic.count()
         assert summary.problems == (), summary.problems
-        assert lines[-1].startswith("accounts/mailactors/index.db: ")
+        assert any(line.startswith("accounts/mailactors/index.db: ") for line in lines), lines
 
         wait_for(traffic, during_first + 10)
 
@@ -190,7 +191,7 @@ def test_backup_while_delivering_and_expunging(tmp_path: Path) -> None:
         with traffic.lock:
             assert any(began <= at <= ended for _, _, at in traffic.acked)
         assert result.returncode == 0, result.stderr
-        assert "backup: 1 databases, " in result.stdout
+        assert re.search(r"^backup: \d+ databases, ", result.stdout, re.M), result.stdout
         wait_for(traffic, traffic.count() + 5)
     finally:
         stop.set()
