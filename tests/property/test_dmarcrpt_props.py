@@ -154,7 +154,7 @@ def feedbacks(draw: st.DrawFn, min_records: int = 0) -> Feedback:
 # ---- never crash ---------------------------------------------------------------------
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2048))
 def test_parse_report_on_any_bytes_raises_only_dmarc_report_error(data: bytes) -> None:
     try:
@@ -184,7 +184,7 @@ def _mutations() -> st.SearchStrategy[bytes]:
     return mutate()
 
 
-@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
 @given(_mutations())
 def test_parse_report_on_damaged_reports_raises_only_dmarc_report_error(data: bytes) -> None:
     try:
