@@ -104,7 +104,7 @@ def parse_signature(field: HeaderField, tags: dict[str, Tag]) -> Signature:
     missing = [name for name in REQUIRED_TAGS if name not in tags]
     if missing:
         raise SignatureError(f"missing required tag(s): {', '.join(missing)}")
-    # 3.5 v=: "This tag MUST have the value "1""; 6.1.1: an unknown version is a PERMFAIL.
+    # 3.5 v=: the value MUST be "1"; 6.1.1: an unknown version is a PERMFAIL.
     if tags["v"].value != "1":
         raise SignatureError(f"unknown version v={tags['v'].value}")
     algorithm = tags["a"].value.lower()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Sequence
 
 from cryptography.hazmat.primitives import hashes
@@ -75,6 +76,9 @@ OVERSIGNED_HEADERS: tuple[str, ...] = (
 # RFC 5322 2.1.1: "Each line of characters SHOULD be no more than 78 characters".
 MAX_LINE = 78
 FIELD_NAME = "DKIM-Signature"
+# RFC 5322 3.6.8 field-name: printable ASCII except ":".
+_FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
+_TAG_VALUE = re.compile(r"[^\x00-\x20;\x7f]+")
 
 
 class _Folder:
@@ -139,6 +143,12 @@ def sign(
             identity_domain != domain and not identity_domain.endswith("." + domain)
         ):
             raise ValueError(f"identity {identity!r} must be an address within {domain}")
+        # RFC 6376 3.2 VALCHAR (widened to UTF-8 by RFC 8616): no ";", whitespace or controls.
+        if not _TAG_VALUE.fullmatch(identity):
+            raise ValueError(f"identity {identity!r} cannot be written as a tag value")
+    for name in headers:
+        if not _FIELD_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a header field name")
     parsed = split_message(message)
     # RFC 5322 3.6: a message has a From field; DKIM exists to vouch for it.
     if not any(field.name == "from" for field in parsed.fields):
@@ -178,7 +188,7 @@ def sign(
     folder.add("b=")
 
     # RFC 6376 3.7: hash the signed fields, then this field with an empty b= and no CRLF.
-    unsigned = folder.text().encode("ascii")
+    unsigned = folder.text().encode("utf-8")
     relaxed = header_canon == "relaxed"
     selected = select_fields(parsed.fields, signed)
     data = b"".join(field.canonical(relaxed) for field in selected)
@@ -188,7 +198,7 @@ def sign(
     else:
         data += unsigned
     folder.add_split(base64.b64encode(_sign_data(key, data)).decode("ascii"))
-    return folder.text().encode("ascii") + b"\r\n"
+    return folder.text().encode("utf-8") + b"\r\n"
 
 
 def _signed_field_names(

@@ -148,6 +148,14 @@ def test_signature_field_layout() -> None:
     assert "received" not in names and "list-id" not in names and "resent-date" not in names
 
 
+def test_utf8_identity() -> None:
+    # RFC 8616 section 4: i= may hold a UTF-8 local-part.
+    msg = signed(identity="j\u00f6rg@example.org")
+    assert "i=j\u00f6rg@example.org;".encode() in msg
+    result = one(msg, resolver(dns_txt_record(RSA_KEY)))
+    assert result.status is DkimStatus.PASS and result.identity == "j\u00f6rg@example.org"
+
+
 def test_identity_is_reported() -> None:
     msg = signed(identity="alice@mail.example.org")
     result = one(msg, resolver(dns_txt_record(RSA_KEY)))
@@ -543,6 +551,10 @@ def test_sign_needs_a_from_field() -> None:
         {"identity": "alice@example.com"},
         {"identity": "alice"},
         {"canonicalization": ("relaxed", "nofws")},
+        {"identity": "a;b@example.org"},
+        {"identity": "a b@example.org"},
+        {"headers": ["From", "Bad Name"]},
+        {"headers": ["From", "To:"]},
     ],
 )
 def test_sign_refuses_misuse(kw: dict[str, object]) -> None:
