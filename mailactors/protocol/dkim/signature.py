@@ -23,6 +23,8 @@ MAX_SIGNED_FIELDS = 1000
 MAX_TIMESTAMP_DIGITS = 12
 # RFC 6376 3.5 l=: "1*76DIGIT".
 MAX_LENGTH_DIGITS = 76
+# How much of a tag value a result repeats: RFC 5321 4.5.3.1 bounds a path to 256 octets.
+SUMMARY_CHARS = 256
 FOREVER: int = 10**MAX_TIMESTAMP_DIGITS
 
 # RFC 5321 4.1.2 sub-domain (Let-dig [Ldh-str]); underscores occur in selectors in practice.
@@ -78,14 +80,16 @@ class SignatureSummary:
 
 
 def summarize(tags: dict[str, Tag]) -> SignatureSummary:
+    """The tags a result reports, cut to SUMMARY_CHARS (they may come from hostile input)."""
+
     def get(name: str) -> str:
         tag = tags.get(name)
-        return "" if tag is None else tag.unfolded()
+        return "" if tag is None else tag.unfolded()[:SUMMARY_CHARS]
 
     return SignatureSummary(
         domain=get("d").lower(),
         selector=get("s").lower(),
-        identity=tags["i"].value if "i" in tags else None,
+        identity=tags["i"].value[:SUMMARY_CHARS] if "i" in tags else None,
         algorithm=get("a").lower(),
         b=get("b"),
     )

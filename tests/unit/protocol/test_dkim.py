@@ -429,6 +429,14 @@ def test_malformed_signature_is_permerror(changes: dict[str, str | None], proble
     assert res.queries == []  # decided without DNS
 
 
+def test_reported_values_are_bounded() -> None:
+    field = _field(d="x" * 100_000, a="y" * 100_000, i="z" * 100_000 + "@example.org")
+    result = one(field + MESSAGE, InMemoryResolver())
+    assert result.status is DkimStatus.PERMERROR
+    assert len(result.domain) == len(result.algorithm) == 256
+    assert result.identity is not None and len(result.identity) == 256
+
+
 def test_tag_syntax_error_and_duplicate_tags() -> None:
     for field in (
         b"DKIM-Signature: v=1; v=1\r\n",
