@@ -524,7 +524,7 @@ class _Evaluation:
     now: datetime
     dns_terms: int = 0
     void_lookups: int = 0
-    _validated_name: str | None = field(default=None, init=False)
+    _validated: list[str] | None = field(default=None, init=False)  # for %{p}
 
     def check(self, domain: str) -> _Outcome:
         """check_host(<ip>, <domain>, <sender>) without the explanation."""
@@ -685,19 +685,16 @@ class _Evaluation:
         SHOULD be used. Otherwise, any name from the list can be used. If there
         are no validated domain names or if a DNS error occurs, the string
         "unknown" is used." (RFC 7208 section 7.3)"""
-        if self._validated_name is None:
-            names = self._validated_names(None, count_void=False)
-            best = "unknown"
-            for name in names:
-                if name == domain:
-                    best = name
-                    break
-                if name.endswith("." + domain) and best == "unknown":
-                    best = name
-            if best == "unknown" and names:
-                best = names[0]
-            self._validated_name = best
-        return self._validated_name
+        if self._validated is None:
+            self._validated = self._validated_names(None, count_void=False)
+        names = self._validated
+        for name in names:
+            if name == domain:
+                return name
+        for name in names:
+            if name.endswith("." + domain):
+                return name
+        return names[0] if names else "unknown"
 
     def _macro_value(self, letter: str, domain: str) -> str:
         local, _, sender_domain = self.sender.rpartition("@")
@@ -752,7 +749,7 @@ class _Evaluation:
             elif token.letter in "%_-":
                 out.append(self._macro_value(token.letter, domain))
             else:
-                if token.letter == "p" and self._validated_name is None and count:
+                if token.letter == "p" and self._validated is None and count:
                     # RFC 7208 section 4.6.4: the PTR lookups of %{p} count.
                     self._count_dns_term()
                 out.append(_split_join(self._macro_value(token.letter, domain), token))

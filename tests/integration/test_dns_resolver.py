@@ -272,3 +272,15 @@ def test_parse_nameserver_rejects(text: str) -> None:
         parse_nameserver(text)
     with pytest.raises(ValueError):
         DnsResolver([text])
+
+
+def test_records_argument_and_runtime_failure_sets() -> None:
+    with DnsTestServer(records=[("_dmarc.example.com", "TXT", "v=DMARC1; p=reject")]) as server:
+        r = DnsResolver([server.nameserver], timeout=0.2, lifetime=0.5)
+        assert r.txt("_dmarc.example.com").records == ("v=DMARC1; p=reject",)
+        server.servfail.add("_dmarc.example.com")
+        with pytest.raises(DnsTemporaryError):
+            r.txt("_dmarc.example.com")
+        server.servfail.clear()
+        server.authenticated.add("example.com")
+        assert r.txt("_DMARC.example.com").authenticated

@@ -5,7 +5,8 @@
         dns.add("_dmarc.example.com", "TXT", "v=DMARC1; p=reject")
 
 Zones are zone-file text (names relative to "." unless the text has $ORIGIN, or
-to the key of a {origin: text} mapping; $TTL defaults to 300; no SOA needed).
+to the key of a {origin: text} mapping; $TTL defaults to 300; no SOA needed);
+`records` adds (name, type, value) triples as `add` does.
 Names under `authenticated` get the AD bit, as from a validating resolver, when
 the query asks for it (AD or DO set); names in `servfail` get SERVFAIL, names in
 `drop` no answer at all (the client times out). UDP answers larger than
@@ -41,11 +42,17 @@ def _name(text: str | dns.name.Name) -> dns.name.Name:
     return text if isinstance(text, dns.name.Name) else dns.name.from_text(text)
 
 
+def _text(name: str | dns.name.Name) -> str:
+    """The form of the name sets: lower case, no trailing dot."""
+    return (name.to_text() if isinstance(name, dns.name.Name) else name).rstrip(".").lower()
+
+
 class DnsTestServer:
     def __init__(
         self,
         zones: str | Mapping[str, str] = "",
         *,
+        records: Iterable[tuple[str, str, str]] = (),
         authenticated: Iterable[str] = (),
         servfail: Iterable[str] = (),
         drop: Iterable[str] = (),
@@ -53,9 +60,10 @@ class DnsTestServer:
         ttl: int = 300,
     ) -> None:
         self.ttl = ttl
-        self.authenticated = {_name(n) for n in authenticated}
-        self.servfail = {_name(n) for n in servfail}
-        self.drop = {_name(n) for n in drop}
+        # Sets of names (lower case, no trailing dot) that tests may change at runtime.
+        self.authenticated = {_text(n) for n in authenticated}
+        self.servfail = {_text(n) for n in servfail}
+        self.drop = {_text(n) for n in drop}
         self.truncate_udp_over = truncate_udp_over
         self.queries: list[tuple[str, str, str]] = []
         self.errors: list[Exception] = []  # raised again on exit: a server bug fails the test
@@ -67,6 +75,8 @@ class DnsTestServer:
             )
             for name, rdataset in zone.iterate_rdatasets():
                 self._data[(name, rdataset.rdtype)] = rdataset
+        for owner, rdtype, value in records:
+            self.add(owner, rdtype, value)
         self._stop = threading.Event()
         self._udp, self._tcp = self._bind()
         self.port: int = self._udp.getsockname()[1]
@@ -106,8 +116,9 @@ class DnsTestServer:
         # non-terminals are NODATA, not NXDOMAIN).
         return any(owner.is_subdomain(name) for owner, _ in self._data)
 
-    def _under(self, name: dns.name.Name, names: set[dns.name.Name]) -> bool:
-        return any(name.is_subdomain(zone) for zone in names)
+    def _under(self, name: dns.name.Name, zones: set[str]) -> bool:
+        text = _text(name)
+        return any(text == zone or text.endswith("." + zone) for zone in zones)
 
     def answer(self, query: dns.message.Message) -> dns.message.Message | None:
         """The response to a query; None means no response at all (drop)."""
@@ -119,9 +130,9 @@ class DnsTestServer:
         question = query.question[0]
         name, rdtype = question.name, question.rdtype
         with self._lock:
-            if name in self.drop:
+            if _text(name) in self.drop:
                 return None
-            if name in self.servfail:
+            if _text(name) in self.servfail:
                 response.set_rcode(dns.rcode.SERVFAIL)
                 return response
             secure = self._under(name, self.authenticated)
