@@ -779,3 +779,30 @@ def test_received_spf_header() -> None:
     assert failed.startswith(b"Received-SPF: permerror (r.example: domain of postmaster@x.example")
     assert b'\tproblem="caf? record";\r\n' in failed
     assert b'envelope-from="";' in failed
+
+
+def test_explanation_is_capped() -> None:
+    dns = resolver(
+        ("example.com", "TXT", "v=spf1 -all exp=why.example.com"),
+        ("why.example.com", "TXT", "%{d}" * 100),
+    )
+    explanation = check(dns, "192.0.2.1").explanation
+    assert explanation is not None and len(explanation) == 400
+    assert explanation.startswith("example.comexample.com")
+
+
+def test_t_macro_with_naive_time_is_utc() -> None:
+    dns = resolver(
+        ("example.com", "TXT", "v=spf1 -all exp=why.example.com"),
+        ("why.example.com", "TXT", "at %{t}"),
+    )
+    result = check_host(
+        dns,
+        ipaddress.ip_address("192.0.2.1"),
+        "example.com",
+        "a@example.com",
+        helo="h.example",
+        receiver_host="",
+        now=datetime(1970, 1, 2),
+    )
+    assert result.explanation == "at 86400"
