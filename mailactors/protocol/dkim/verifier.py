@@ -45,6 +45,7 @@ from mailactors.protocol.dkim.keys import (
     parse_key_record,
 )
 from mailactors.protocol.dkim.signature import (
+    SUMMARY_CHARS,
     Signature,
     SignatureError,
     SignatureSummary,
@@ -144,7 +145,7 @@ class _Verification:
                 self.keys[name] = verdict
         found = self.keys[name]
         if isinstance(found, _Verdict):
-            raise found
+            raise _Verdict(found.status, found.problem)
         return found
 
 
@@ -188,7 +189,7 @@ def _verify_field(state: _Verification, index: int, header: HeaderField) -> Dkim
         identity=summary.identity,
         algorithm=summary.algorithm,
         signature_b=summary.b[:HEADER_B_CHARS],
-        problem=problem,
+        problem=None if problem is None else problem[:SUMMARY_CHARS],
         testing=testing,
     )
 

@@ -435,6 +435,8 @@ def test_reported_values_are_bounded() -> None:
     assert result.status is DkimStatus.PERMERROR
     assert len(result.domain) == len(result.algorithm) == 256
     assert result.identity is not None and len(result.identity) == 256
+    long_version = one(_field(v="9" * 100_000) + MESSAGE, InMemoryResolver())
+    assert long_version.problem is not None and len(long_version.problem) == 256
 
 
 def test_tag_syntax_error_and_duplicate_tags() -> None:
