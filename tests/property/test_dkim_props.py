@@ -138,9 +138,16 @@ def messages(draw: st.DrawFn) -> bytes:
     algorithm=st.sampled_from(sorted(KEYS)),
     canonicalization=st.sampled_from(CANONICALIZATIONS),
     body_length=st.booleans(),
+    identity=st.sampled_from([None, "@example.org", "alice@example.org", "bob@mail.example.org"]),
+    expiration=st.sampled_from([None, NOW + 10**9]),  # x= after dkimpy's clock too
 )
 def test_dkimpy_verifies_our_signatures(
-    message: bytes, algorithm: str, canonicalization: tuple[str, str], body_length: bool
+    message: bytes,
+    algorithm: str,
+    canonicalization: tuple[str, str],
+    body_length: bool,
+    identity: str | None,
+    expiration: int | None,
 ) -> None:
     key = KEYS[algorithm]
     field = sign(
@@ -151,6 +158,8 @@ def test_dkimpy_verifies_our_signatures(
         now=NOW,
         canonicalization=canonicalization,
         body_length=body_length,
+        identity=identity,
+        expiration=expiration,
     )
     record = dns_txt_record(key).encode()
 
