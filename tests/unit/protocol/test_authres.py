@@ -106,7 +106,8 @@ def _authres_view(field: str) -> list[tuple[str, str, str | None, list[tuple[str
 
 def _our_view(field: str) -> list[tuple[str, str, str | None, list[tuple[str, str, str]]]]:
     parsed = parse_authentication_results(_value(field))
-    # The authres package keeps header.b (RFC 6008) only sometimes: compare without it.
+    # The authres package loses a quoted property value that another property follows
+    # (header.b here): compare without header.b.
     return [
         (
             r.method,
