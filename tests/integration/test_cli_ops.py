@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ def test_gentestdata_then_verifydata(tmp_path: Path) -> None:
     data = conf.parent / "data"
     result = run("verifydata", str(data), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"{data}: OK (3 databases checked)"
+    assert result.stdout.strip() == f"{data}: OK (9 databases checked)"
     again = run("gentestdata", str(data), cwd=tmp_path)
     assert again.returncode == 1
     assert "not an empty directory" in again.stderr
@@ -69,11 +70,11 @@ def test_backup_finds_config_by_option_env_and_cwd(tmp_path: Path) -> None:
     by_option = run("-config", str(conf), "backup", str(tmp_path / "b1"), cwd=tmp_path)
     assert by_option.returncode == 0, by_option.stderr
     lines = by_option.stdout.strip().splitlines()
-    assert lines[:3] == [
-        line for line in lines[:3] if line.startswith("accounts/") and " pages, " in line
-    ]
-    assert len(lines) == 4
-    assert lines[3].startswith("backup: 3 databases, ") and "files linked" in lines[3]
+    # One line per database, then the summary.
+    assert len(lines) == 10
+    assert all(re.match(r"[a-z/]+(index)?\.db: \d+ pages", line) for line in lines[:9]), lines
+    assert lines[0].startswith("accounts/alice/index.db: ")
+    assert lines[9].startswith("backup: 9 databases, ") and "files linked" in lines[9]
     by_env = run("backup", str(tmp_path / "b2"), cwd=tmp_path, env={"MAILACTORS_CONF": str(conf)})
     assert by_env.returncode == 0, by_env.stderr
     by_cwd = run("backup", str(tmp_path / "b3"), cwd=conf.parent)

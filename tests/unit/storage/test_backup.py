@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -20,7 +21,7 @@ from mailactors.storage.account import AccountStore, DeliveryRequest
 from mailactors.storage.backup import BackupError, backup_data_dir, backup_database
 from mailactors.storage.files import create_spool_file
 from mailactors.storage.gentestdata import TEST_ACCOUNTS, generate_test_data
-from mailactors.storage.verify import verify_data_dir
+from mailactors.storage.verify import find_databases, open_readonly, verify_data_dir
 
 RECEIVED = datetime(2025, 5, 6, 7, 8, 9, tzinfo=UTC)
 
@@ -58,6 +59,20 @@ def mailbox_contents(data_dir: Path, account: str) -> dict[tuple[str, int], tupl
     return out
 
 
+def logical_rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table of a database."""
+    conn = open_readonly(db)
+    try:
+        tables = [
+            str(r[0])
+            for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
+        ]
+        # Table names come from the schema itself.
+        return {t: sorted(conn.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def writer(data_dir: Path, log: logging.Logger) -> Iterator[AccountStore]:
     """alice's store opened for writing, as the server's StoreActor would hold it."""
@@ -83,17 +98,21 @@ def test_backup_equals_source_and_verifies(data_dir: Path, tmp_path: Path, log: 
     lines: list[str] = []
     dest = tmp_path / "backup"
     summary = backup_data_dir(data_dir, dest, log, lines.append)
+    databases = [p.relative_to(data_dir).as_posix() for p, _ in find_databases(data_dir)]
     assert summary.problems == ()
-    assert summary.databases == len(TEST_ACCOUNTS)
+    assert summary.databases == len(databases) == len(TEST_ACCOUNTS) + 6
     assert verify_data_dir(dest) == []
     for account in TEST_ACCOUNTS:
         assert mailbox_contents(dest, account) == mailbox_contents(data_dir, account)
-    # One progress line per database, in the documented form.
-    assert lines[0].startswith("accounts/alice/index.db: ")
-    assert [line.split(":")[0] for line in lines] == [
-        f"accounts/{a}/index.db" for a in sorted(TEST_ACCOUNTS)
+    assert [logical_rows(dest / d) for d in databases] == [
+        logical_rows(data_dir / d) for d in databases
     ]
-    assert lines[0].endswith(" message files") and " pages, " in lines[0]
+    # One progress line per database, in the documented form; file counts for the
+    # kinds whose rows refer to files.
+    assert [line.split(":")[0] for line in lines] == databases
+    assert re.fullmatch(r"accounts/alice/index\.db: \d+ pages, 8 message files", lines[0])
+    assert re.fullmatch(r"queue/index\.db: \d+ pages, 3 message files", lines[-3])
+    assert re.fullmatch(r"dmarceval\.db: \d+ pages", lines[3])
     # Same file system: every message file is a hard link of the original.
     msg_files = [p for p in dest.rglob("*") if p.is_file() and p.parent.parent.name == "msg"]
     assert summary.files_linked == len(msg_files) > 0
@@ -103,7 +122,7 @@ def test_backup_equals_source_and_verifies(data_dir: Path, tmp_path: Path, log: 
     assert summary.bytes >= sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     # The copies are complete in one file each: no -wal or -shm.
     assert not list(dest.rglob("*-wal")) and not list(dest.rglob("*-shm"))
-    assert "3 databases" in str(summary) and "files linked" in str(summary)
+    assert f"{len(databases)} databases" in str(summary) and "files linked" in str(summary)
 
 
 def test_files_are_copied_when_links_fail(
@@ -305,7 +324,7 @@ def test_unknown_database_is_copied_with_a_notice(
     lines: list[str] = []
     dest = tmp_path / "backup"
     summary = backup_data_dir(data_dir, dest, log, lines.append)
-    assert summary.databases == len(TEST_ACCOUNTS) + 1
+    assert summary.databases == len(find_databases(data_dir))
     assert any(line.startswith("notice: future.db: unknown database kind") for line in lines)
     copy = apsw.Connection(str(dest / "future.db"))
     try:

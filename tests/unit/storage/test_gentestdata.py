@@ -13,6 +13,7 @@ import pytest
 from mailactors.protocol.sasl.scram import ScramCredentials, verify_password
 from mailactors.storage import gentestdata
 from mailactors.storage.account import AccountStore
+from mailactors.storage.dmarcdb import EvaluationStore, ReceivedReportStore
 from mailactors.storage.gentestdata import (
     TEST_ACCOUNTS,
     TEST_PASSWORD,
@@ -20,6 +21,9 @@ from mailactors.storage.gentestdata import (
     generate_test_data,
     run_gentestdata,
 )
+from mailactors.storage.mtastsdb import PolicyCache
+from mailactors.storage.queue import QueueStore
+from mailactors.storage.tlsrptdb import ReceivedTlsReportStore, ResultStore
 from mailactors.storage.verify import find_databases, open_readonly, verify_data_dir
 
 
@@ -67,8 +71,16 @@ def test_generation_is_deterministic(data_dir: Path, tmp_path: Path, log: loggin
 def test_generated_dir_verifies(data_dir: Path) -> None:
     assert verify_data_dir(data_dir) == []
     assert [p.relative_to(data_dir).as_posix() for p, _ in find_databases(data_dir)] == [
-        f"accounts/{a}/index.db" for a in sorted(TEST_ACCOUNTS)
+        *(f"accounts/{a}/index.db" for a in sorted(TEST_ACCOUNTS)),
+        "dmarceval.db",
+        "dmarcrpt.db",
+        "mtasts.db",
+        "queue/index.db",
+        "tlsrpt.db",
+        "tlsrptresult.db",
     ]
+    # Every database has a kind verifydata knows.
+    assert all(kind is not None for _, kind in find_databases(data_dir))
     # Spool files were removed after each delivery.
     assert list((data_dir / "tmp").iterdir()) == []
 
@@ -131,3 +143,50 @@ def test_each_generator_runs_in_order(
     monkeypatch.setattr(gentestdata, "GENERATORS", (first, second))
     generate_test_data(tmp_path / "d", log)
     assert calls == ["first d", "second d"]
+
+
+def test_queue_and_report_databases_have_content(data_dir: Path, log: logging.Logger) -> None:
+    queue = QueueStore(data_dir / "queue", log, readonly=True)
+    queue.init()
+    try:
+        messages = queue.messages()
+        assert [m.kind for m in messages] == ["mail", "mail", "dsn"]
+        recipients = queue.recipients()
+        assert len(recipients) == 4
+        assert sum(r.attempts for r in recipients) == 1
+    finally:
+        queue.close()
+    evaluations = EvaluationStore(data_dir / "dmarceval.db", log, readonly=True)
+    evaluations.init()
+    try:
+        assert sorted(p.policy_domain for p in evaluations.pending()) == [
+            "example.com",
+            "example.org",
+        ]
+    finally:
+        evaluations.close()
+    dmarc_reports = ReceivedReportStore(data_dir / "dmarcrpt.db", log, readonly=True)
+    dmarc_reports.init()
+    try:
+        assert [r.report_id for r in dmarc_reports.list()] == ["gentestdata-1"]
+    finally:
+        dmarc_reports.close()
+    results = ResultStore(data_dir / "tlsrptresult.db", log, readonly=True)
+    results.init()
+    try:
+        assert sorted(e.policy_domain for e in results.pending()) == ["example.com", "example.net"]
+    finally:
+        results.close()
+    tls_reports = ReceivedTlsReportStore(data_dir / "tlsrpt.db", log, readonly=True)
+    tls_reports.init()
+    try:
+        assert len(tls_reports.list_reports()) == 1
+    finally:
+        tls_reports.close()
+    cache = PolicyCache(data_dir / "mtasts.db", log, readonly=True)
+    cache.init()
+    try:
+        cached = cache.get("example.net")
+        assert cached is not None and cached.record_id == "20240102T000000"
+    finally:
+        cache.close()
