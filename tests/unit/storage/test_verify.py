@@ -231,3 +231,19 @@ def test_verifies_through_wal_of_an_open_writer(data_dir: Path, log: logging.Log
         assert verify_data_dir(data_dir) == []
     finally:
         store.close()
+
+
+def test_queue_rows_match_queue_files(data_dir: Path) -> None:
+    msg = data_dir / "queue" / "msg" / "0"
+    files = sorted(msg.iterdir(), key=lambda p: int(p.name))
+    assert len(files) == 3
+    files[0].unlink()
+    os.truncate(files[1], 1)
+    orphan = msg / "77"
+    orphan.write_bytes(b"left by a crash between link and commit")
+    problems = verify_data_dir(data_dir)
+    assert [(p.path, p.kind) for p in problems] == [
+        (files[0], "missing-file"),
+        (files[1], "size-mismatch"),
+        (orphan, "orphan-file"),
+    ]
