@@ -46,6 +46,7 @@ __all__ = [
     "SpfInput",
     "aligned",
     "evaluate",
+    "format_record",
     "from_domain",
     "lookup",
     "parse_record",
@@ -400,6 +401,46 @@ def parse_record(text: str) -> DmarcRecord:
         ri=numbers.get("ri", DEFAULT_REPORT_INTERVAL),
         policy_fallback=fallback,
     )
+
+
+def _format_uri(uri: ReportUri) -> str:
+    # RFC 7489 6.2: "commas (ASCII 0x2C) and exclamation points (ASCII 0x21) [...] MUST be
+    # encoded" inside the URI; a ";" or white space would end the tag.
+    if any(c in uri.uri for c in ",!; \t") or _URI.fullmatch(uri.uri) is None:
+        raise ValueError(f"report URI {uri.uri!r} cannot be written in a DMARC record")
+    if uri.max_size is None:
+        return uri.uri
+    for unit in "tgmk":
+        if uri.max_size and uri.max_size % _SIZE_UNITS[unit] == 0:
+            return f"{uri.uri}!{uri.max_size // _SIZE_UNITS[unit]}{unit}"
+    return f"{uri.uri}!{uri.max_size}"
+
+
+def format_record(record: DmarcRecord) -> str:
+    """The TXT record text for `record` (RFC 7489 6.3), defaults left out.
+
+    Raises ValueError for report URIs that contain ",", "!", ";" or white space.
+    """
+    parts = ["v=DMARC1", f"p={record.policy}"]
+    if record.subdomain_policy is not None:
+        parts.append(f"sp={record.subdomain_policy}")
+    if record.rua:
+        parts.append("rua=" + ",".join(_format_uri(uri) for uri in record.rua))
+    if record.ruf:
+        parts.append("ruf=" + ",".join(_format_uri(uri) for uri in record.ruf))
+    if record.adkim != "r":
+        parts.append(f"adkim={record.adkim}")
+    if record.aspf != "r":
+        parts.append(f"aspf={record.aspf}")
+    if record.ri != DEFAULT_REPORT_INTERVAL:
+        parts.append(f"ri={record.ri}")
+    if record.fo != ("0",):
+        parts.append("fo=" + ":".join(record.fo))
+    if record.rf != ("afrf",):
+        parts.append("rf=" + ":".join(record.rf))
+    if record.pct != MAX_PCT:
+        parts.append(f"pct={record.pct}")
+    return "; ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------

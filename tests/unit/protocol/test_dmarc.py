@@ -16,6 +16,7 @@ from mailactors.protocol.dmarc import (
     SpfInput,
     aligned,
     evaluate,
+    format_record,
     from_domain,
     lookup,
     parse_record,
@@ -638,3 +639,40 @@ def test_external_destination_temporary_error_raises() -> None:
     resolver = _resolver({}, temporary=("example.com._report._dmarc.thirdparty.example.net",))
     with pytest.raises(DnsTemporaryError):
         verify_external_destination(resolver, "example.com", "thirdparty.example.net")
+
+
+# ---------------------------------------------------------------------------------------
+# format_record
+
+
+@pytest.mark.parametrize(
+    ("record", "text"),
+    [
+        (DmarcRecord("reject"), "v=DMARC1; p=reject"),
+        (
+            DmarcRecord(
+                "quarantine",
+                "none",
+                adkim="s",
+                aspf="s",
+                pct=5,
+                rua=(ReportUri("mailto:d@example.com", "d@example.com", 10 * 2**20),),
+                ruf=(ReportUri("mailto:f@example.com", "f@example.com", 1000),),
+                fo=("1", "d"),
+                rf=("iodef",),
+                ri=3600,
+            ),
+            "v=DMARC1; p=quarantine; sp=none; rua=mailto:d@example.com!10m; "
+            "ruf=mailto:f@example.com!1000; adkim=s; aspf=s; ri=3600; fo=1:d; rf=iodef; pct=5",
+        ),
+    ],
+)
+def test_format_record(record: DmarcRecord, text: str) -> None:
+    assert format_record(record) == text
+    assert parse_record(text) == record
+
+
+@pytest.mark.parametrize("uri", ["mailto:a,b@example.com", "mailto:a!b@example.com", "no-scheme"])
+def test_format_record_refuses_unwritable_uris(uri: str) -> None:
+    with pytest.raises(ValueError):
+        format_record(DmarcRecord("none", rua=(ReportUri(uri, None, None),)))
