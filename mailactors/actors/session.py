@@ -16,11 +16,19 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pykka
 
 from mailactors.actors.connection import TlsError
+from mailactors.actors.inbound import (
+    AddDmarcReport,
+    AddEvaluation,
+    AddTlsReport,
+    InboundChecked,
+    InboundJob,
+)
 from mailactors.actors.localserve_errors import localserve_reply
 from mailactors.actors.messages import (
     AuthFailed,
@@ -28,6 +36,8 @@ from mailactors.actors.messages import (
     DeliverMessages,
     Delivery,
     DeliveryResult,
+    Queued,
+    QueueMessage,
     Shutdown,
     SocketData,
     SocketError,
@@ -41,12 +51,14 @@ from mailactors.protocol.sasl.scram import ScramCredentials
 from mailactors.protocol.smtp import server as smtp
 from mailactors.protocol.smtp.received import received_header
 from mailactors.protocol.smtp.reply import Reply
-from mailactors.storage.files import SpoolFile, StorageFullError, create_spool_file
+from mailactors.storage.files import SpoolFile, StorageFullError, create_spool_file, open_file
 
 # RFC 5321 4.5.3.2.7: a server SHOULD wait at least 5 minutes for the next command.
 SMTP_IDLE_TIMEOUT = 300.0
 # Messages up to this size are summarized by the session; larger ones by the store.
 SUMMARY_IN_SESSION_MAX = 1 << 20
+# tx.waiting's name for the queue.
+QUEUE = "\x00queue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +82,22 @@ class Recipient:
 
 @dataclass(slots=True)
 class Transaction:
+    serial: int = 0
     mail_from: str = ""
+    smtputf8: bool = False
+    requiretls: bool = False
+    body_8bit: bool = False
     recipients: list[Recipient] = field(default_factory=list)
+    remote: list[str] = field(default_factory=list)  # recipients for the queue
+    checking: bool = False  # waiting for the InboundChecker's verdict
+    quarantine: bool = False
     spool: SpoolFile | None = None
     spool_failed: bool = False
     # A copy of a small message as written, so the session (not the store's single
     # thread) makes the summary IMAP serves ENVELOPE/BODYSTRUCTURE from.
     copy: bytearray | None = None
-    waiting: dict[int, str] = field(default_factory=dict)  # request id -> account
-    results: list[DeliveryResult] = field(default_factory=list)
+    waiting: dict[int, str] = field(default_factory=dict)  # request id -> account or QUEUE
+    results: list[DeliveryResult | Queued] = field(default_factory=list)
 
 
 class SmtpSessionActor(ConnectionSession):
@@ -101,6 +120,7 @@ class SmtpSessionActor(ConnectionSession):
         self.account: str | None = None  # after AUTH
         self.tx = Transaction()
         self.request_ids = iter(range(1, 1 << 62))
+        self.serials = iter(range(1, 1 << 62))
         self.credit_owed = 0  # input chunks handled while waiting for stores
 
     # --- lifecycle ------------------------------------------------------------------
@@ -145,8 +165,10 @@ class SmtpSessionActor(ConnectionSession):
         assert self.conn is not None and self.smtp is not None
         if isinstance(message, SocketData):
             self._on_socket_data(message.data)
-        elif isinstance(message, DeliveryResult):
+        elif isinstance(message, (DeliveryResult, Queued)):
             self._on_delivery_result(message)
+        elif isinstance(message, InboundChecked):
+            self._on_inbound_checked(message)
         elif isinstance(message, SocketTimeout):
             self.log.info("idle timeout")
             self._send_and_close(Reply(421, "4.4.2", f"{self.settings.hostname} timeout, closing"))
@@ -193,7 +215,7 @@ class SmtpSessionActor(ConnectionSession):
             self.smtp.receive_data(b"")
         self._pump()
         if not eof and not self.closing:
-            if self.tx.waiting:
+            if self.tx.waiting or self.tx.checking:
                 self.credit_owed += 1
             else:
                 self.conn.want_more()
@@ -260,11 +282,12 @@ class SmtpSessionActor(ConnectionSession):
         if self._is_submission() and not self.localserve:
             if not self._may_send_as(sender):
                 self.log.info("sender not allowed", extra={"account": self.account})
-                self.smtp.respond(
-                    Reply(550, "5.7.1", "not allowed to send as this address")
-                )
+                self.smtp.respond(Reply(550, "5.7.1", "not allowed to send as this address"))
                 return
         self.tx.mail_from = sender
+        self.tx.smtputf8 = event.smtputf8
+        self.tx.requiretls = event.requiretls
+        self.tx.body_8bit = (event.body or "").upper() in ("8BITMIME", "BINARYMIME")
         self.smtp.respond(None)
 
     def _may_send_as(self, sender: str) -> bool:
@@ -303,6 +326,13 @@ class SmtpSessionActor(ConnectionSession):
         elif parsed.domain in domains.domains:
             self.smtp.respond(Reply(550, "5.1.1", "no such user"))
             return
+        elif self._is_submission() and (self.account is not None or self.localserve):
+            if self.services.queue is None:
+                self.smtp.respond(Reply(451, "4.3.0", "outgoing queue unavailable"))
+                return
+            self.tx.remote.append(str(parsed))
+            self.smtp.respond(None)
+            return
         else:
             # Never an open relay (RFC 5321 3.6.1, RFC 2505): only our own domains.
             self.smtp.respond(Reply(550, "5.7.1", "relaying denied: not a local domain"))
@@ -336,7 +366,9 @@ class SmtpSessionActor(ConnectionSession):
             except (pykka.ActorDeadError, pykka.Timeout):
                 self.smtp.auth_refused(Reply(454, "4.7.0", "temporary authentication failure"))
                 return
-        self.smtp.auth_credentials(creds, accept_any_password=self.localserve and account is not None)
+        self.smtp.auth_credentials(
+            creds, accept_any_password=self.localserve and account is not None
+        )
 
     def _on_authenticated(self, event: smtp.Authenticated) -> None:
         self.account = self._account_for_login(event.username)
@@ -425,16 +457,143 @@ class SmtpSessionActor(ConnectionSession):
             self._spool_failed(exc)
             self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
             return
+        self.log.debug("message received", extra={"size": event.size})
+        if self._check_inbound():
+            return
+        if self._is_submission() and self.services.dkim is not None:
+            message = self._message_bytes()
+            signature = self.services.dkim.sign(message, int(datetime.now(UTC).timestamp()))
+            if signature and not self._prepend(signature):
+                return
+        self._dispatch()
+
+    def _check_inbound(self) -> bool:
+        """Start SPF/DKIM/DMARC checks of mail from other servers; True when started."""
+        tx = self.tx
+        checker = self.services.inbound
+        if checker is None or self._is_submission() or self.account is not None:
+            return False
+        assert tx.spool is not None
+        tx.serial = next(self.serials)
+        domains = self.services.config.domains
+        dmarc_report = tls_report = False
+        for rcpt in tx.recipients:
+            localpart, _, domain = rcpt.address.rpartition("@")
+            config = domains.domains.get(domain.lower())
+            if config is None:
+                continue
+            dmarc_report |= config.dmarc is not None and config.dmarc.localpart == localpart
+            tls_report |= config.tlsrpt is not None and config.tlsrpt.localpart == localpart
+        host = self.services.config.static.host_tlsrpt
+        if host is not None:
+            tls_report |= any(
+                r.address == f"{host.localpart}@{self.settings.hostname}" for r in tx.recipients
+            )
+        job = InboundJob(
+            serial=tx.serial,
+            spool_path=str(tx.spool.path),
+            data=bytes(tx.copy) if tx.copy is not None else None,
+            ip=self.peer_ip,
+            helo=self.helo or "unknown",
+            mail_from=tx.mail_from,
+            rcpt_to=tuple(r.address for r in tx.recipients),
+            dmarc_report=dmarc_report,
+            tls_report=tls_report,
+        )
+        tx.checking = True
+        checker.submit(job, self.actor_urn)
+        return True
+
+    def _on_inbound_checked(self, result: InboundChecked) -> None:
+        tx = self.tx
+        assert self.smtp is not None and self.conn is not None
+        if not tx.checking or result.serial != tx.serial:
+            self.log.debug("late inbound verdict", extra={"serial": result.serial})
+            return
+        tx.checking = False
+        databases = self.services.databases
+        if result.evaluation is not None and "dmarceval" in databases:
+            databases["dmarceval"].tell(AddEvaluation(result.evaluation))
+        if result.dmarc_report is not None and "dmarcrpt" in databases:
+            databases["dmarcrpt"].tell(
+                AddDmarcReport(
+                    result.dmarc_report,
+                    tx.mail_from,
+                    "",
+                    int(datetime.now(UTC).timestamp()),
+                )
+            )
+        if result.tls_report is not None and "tlsrpt" in databases:
+            databases["tlsrpt"].tell(
+                AddTlsReport(result.tls_report, tx.mail_from, int(datetime.now(UTC).timestamp()))
+            )
+        if result.disposition == "reject":
+            # RFC 7489 6.7: a rejection should use 550 5.7.1.
+            self.log.info("message rejected by DMARC policy", extra={"reason": result.reason})
+            self._discard_spool()
+            self.smtp.respond(Reply(550, "5.7.1", f"rejected by {result.reason}"))
+            self._resume()
+            return
+        tx.quarantine = result.disposition == "quarantine"
+        if self._prepend(result.header):
+            self._dispatch()
+        self._resume()
+
+    def _message_bytes(self) -> bytes:
+        """The received message (Received field included) as bytes."""
+        tx = self.tx
+        if tx.copy is not None:
+            return bytes(tx.copy)
+        assert tx.spool is not None
+        with open_file(tx.spool.path, "rb") as f:
+            return f.read()
+
+    def _prepend(self, header: bytes) -> bool:
+        """Replace the spool with one that starts with `header`; False (and a reply) on error."""
+        tx = self.tx
+        assert tx.spool is not None and self.smtp is not None
+        old = tx.spool
+        try:
+            new = create_spool_file(self.services.spool_dir, prefix="smtp-")
+        except OSError as exc:
+            self._spool_failed(exc)
+            self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
+            return False
+        try:
+            new.write(header)
+            if tx.copy is not None:
+                new.write(bytes(tx.copy))
+                tx.copy[:0] = header
+            else:
+                with open_file(old.path, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        new.write(chunk)
+            new.finish()
+        except OSError as exc:
+            new.discard()
+            self._spool_failed(exc)
+            self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
+            return False
+        old.discard()
+        tx.spool = new
+        return True
+
+    def _dispatch(self) -> None:
+        """Hand the message to the stores of local recipients and to the queue."""
+        assert self.smtp is not None
+        tx = self.tx
+        assert tx.spool is not None
         now = datetime.now(UTC)
         summary = summarize(bytes(tx.copy)) if tx.copy is not None else None
         tx.copy = None
         by_account: dict[str, list[Delivery]] = {}
         for rcpt in tx.recipients:
+            # RFC 7489 6.6.4 / 6.7: quarantined mail goes to the Junk folder.
+            mailbox = "Junk" if tx.quarantine else rcpt.mailbox
             by_account.setdefault(rcpt.account, []).append(
-                Delivery(
-                    mailbox=rcpt.mailbox, source=str(tx.spool.path), received=now, summary=summary
-                )
+                Delivery(mailbox=mailbox, source=str(tx.spool.path), received=now, summary=summary)
             )
+        expected = len(by_account) + (1 if tx.remote else 0)
         for account, deliveries in by_account.items():
             store = self.services.store_for(account)
             request_id = next(self.request_ids)
@@ -445,10 +604,27 @@ class SmtpSessionActor(ConnectionSession):
                 store.tell(DeliverMessages(request_id, tuple(deliveries), self.actor_urn))
             except pykka.ActorDeadError:
                 del tx.waiting[request_id]
-        if len(tx.waiting) != len(by_account):
+        if tx.remote and self.services.queue is not None:
+            request_id = next(self.request_ids)
+            tx.waiting[request_id] = QUEUE
+            request = QueueMessage(
+                request_id=request_id,
+                source=str(tx.spool.path),
+                sender=tx.mail_from,
+                recipients=tuple(tx.remote),
+                reply_to=self.actor_urn,
+                account=self.account,
+                smtputf8=tx.smtputf8,
+                has_8bit=tx.body_8bit,
+                requiretls=tx.requiretls,
+                tls_required_no=_tls_required_no(tx.spool.path),
+            )
+            try:
+                self.services.queue.tell(request)
+            except pykka.ActorDeadError:
+                del tx.waiting[request_id]
+        if len(tx.waiting) != expected:
             self._abort_delivery(Reply(451, "4.3.0", "mailbox temporarily unavailable"))
-            return
-        self.log.debug("message queued for stores", extra={"size": event.size})
 
     def _abort_delivery(self, reply: Reply) -> None:
         assert self.smtp is not None
@@ -457,7 +633,7 @@ class SmtpSessionActor(ConnectionSession):
         self._discard_spool()
         self.smtp.respond(reply)
 
-    def _on_delivery_result(self, result: DeliveryResult) -> None:
+    def _on_delivery_result(self, result: DeliveryResult | Queued) -> None:
         tx = self.tx
         if result.request_id not in tx.waiting:
             self.log.debug("late delivery result", extra={"request": result.request_id})
@@ -467,7 +643,7 @@ class SmtpSessionActor(ConnectionSession):
         if tx.waiting:
             return
         results, tx.results = tx.results, []
-        failed = [r for r in results if any(e is not None for e in r.errors)]
+        failed = [r for r in results if _failed(r)]
         assert self.smtp is not None and self.conn is not None
         if failed:
             # Some stores may have committed; the client retries the whole message,
@@ -477,15 +653,25 @@ class SmtpSessionActor(ConnectionSession):
                 reply = Reply(452, "4.3.1", "insufficient system storage")
             else:
                 reply = Reply(451, "4.3.0", "local error in processing")
-            self.log.error("delivery failed", extra={"errors": str([r.errors for r in failed])})
+            self.log.error("delivery failed", extra={"errors": str([_errors(r) for r in failed])})
         else:
             uids = ",".join(
-                f"{r.account}/{d.mailbox}/{d.uid}" for r in results for d in r.delivered if d
+                f"{r.account}/{d.mailbox}/{d.uid}"
+                for r in results
+                if isinstance(r, DeliveryResult)
+                for d in r.delivered
+                if d
             )
-            self.log.info("message delivered", extra={"to": uids})
-            reply = Reply(250, "2.0.0", "message accepted and stored")
+            queued = [r.message_id for r in results if isinstance(r, Queued)]
+            self.log.info("message delivered", extra={"to": uids, "queued": queued})
+            reply = Reply(250, "2.0.0", "message accepted")
         self._discard_spool()
         self.smtp.respond(reply)
+        self._resume()
+
+    def _resume(self) -> None:
+        """After a decision: handle pipelined input, then read again."""
+        assert self.conn is not None
         self._pump()
         while self.credit_owed and not self.closing:
             self.credit_owed -= 1
@@ -510,3 +696,25 @@ class SmtpSessionActor(ConnectionSession):
     def _end_transaction(self) -> None:
         self._discard_spool()
         self.tx = Transaction()
+
+
+def _failed(result: DeliveryResult | Queued) -> bool:
+    if isinstance(result, Queued):
+        return result.message_id is None
+    return any(e is not None for e in result.errors)
+
+
+def _errors(result: DeliveryResult | Queued) -> object:
+    return result.error if isinstance(result, Queued) else result.errors
+
+
+def _tls_required_no(path: Path) -> bool:
+    """Whether the message header has "TLS-Required: No" (RFC 8689 section 5)."""
+    with open_file(path, "rb") as f:
+        head = f.read(64 * 1024)
+    header = head.split(b"\r\n\r\n", 1)[0]
+    for line in header.split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower() == b"tls-required" and value.strip().lower() == b"no":
+            return True
+    return False

@@ -18,12 +18,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, cast
 
 import pykka
 
 from mailactors.actors.control import ControlServer, Handler
+from mailactors.actors.dbactor import DatabaseActor
+from mailactors.actors.dkimsign import DkimSigner
 from mailactors.actors.imap.session import ImapListenerSettings, ImapSessionActor
+from mailactors.actors.inbound import InboundChecker
 from mailactors.actors.limiter import AuthLimiterActor
 from mailactors.actors.listener import ListenerActor, SessionFactory, StopSessions
 from mailactors.actors.messages import CheckChildren, Ping
@@ -32,6 +36,19 @@ from mailactors.actors.session import SmtpListenerSettings, SmtpSessionActor
 from mailactors.actors.store import StoreActor
 from mailactors.actors.tls import server_tls_context
 from mailactors.conf import Config
+from mailactors.net.resolver import DnsResolver
+from mailactors.storage.dmarcdb import EvaluationStore, ReceivedReportStore
+from mailactors.storage.mtastsdb import PolicyCache
+from mailactors.storage.tlsrptdb import ReceivedTlsReportStore, ResultStore
+
+# The report databases in the data directory, each with one DatabaseActor writing it.
+REPORT_DATABASES: dict[str, tuple[str, Callable[[Path, logging.Logger], Any]]] = {
+    "dmarceval": ("dmarceval.db", EvaluationStore),
+    "dmarcrpt": ("dmarcrpt.db", ReceivedReportStore),
+    "tlsrpt": ("tlsrpt.db", ReceivedTlsReportStore),
+    "tlsrptresult": ("tlsrptresult.db", ResultStore),
+    "mtasts": ("mtasts.db", PolicyCache),
+}
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
@@ -126,6 +143,7 @@ class Supervisor(pykka.ThreadingActor):
         self._timer: threading.Thread | None = None
         self._stopping = False
         self.control: ControlServer | None = None
+        self.inbound: InboundChecker | None = None
 
     # --- starting -------------------------------------------------------------------
 
@@ -177,9 +195,25 @@ class Supervisor(pykka.ThreadingActor):
             self.state.children[child.name] = child
             self._start_child(child)
 
+        db_log = logging.getLogger("mailactors.reportdb")
+        for key, (filename, store_class) in REPORT_DATABASES.items():
+
+            def start_db(
+                key: str = key, path: Path = data_dir / filename, cls: Any = store_class
+            ) -> pykka.ActorRef[Any]:
+                return DatabaseActor.start(key, lambda: cls(path, db_log), db_log)
+
+            child = Child(f"db:{key}", start_db)
+            self.state.children[child.name] = child
+            self._start_child(child)
+
         tls_contexts: dict[str, ssl.SSLContext] = {}
         for name, kc in static.tls_key_certs.items():
             tls_contexts[name] = server_tls_context(kc.cert_file, kc.key_file)
+        resolver = DnsResolver(static.dns.nameservers or None)
+        self.inbound = InboundChecker(
+            resolver, static.hostname, logging.getLogger("mailactors.inbound")
+        )
         self.services = Services(
             config=self.config,
             stores=self._store_refs(),
@@ -188,6 +222,9 @@ class Supervisor(pykka.ThreadingActor):
             spool_dir=spool_dir,
             accounts_dir=accounts_dir,
             log=self.log,
+            dkim=DkimSigner(self.config.domains),
+            inbound=self.inbound,
+            databases=self._database_refs(),
         )
         self._start_listeners()
         self.control = ControlServer(data_dir, self._control_handlers(), self.log)
@@ -211,6 +248,13 @@ class Supervisor(pykka.ThreadingActor):
             }
 
         return {"status": status}
+
+    def _database_refs(self) -> dict[str, pykka.ActorRef[Any]]:
+        out = {}
+        for name, child in self.state.children.items():
+            if name.startswith("db:") and child.ref is not None:
+                out[name.removeprefix("db:")] = child.ref
+        return out
 
     def _store_refs(self) -> dict[str, pykka.ActorRef[Any]]:
         out = {}
@@ -306,7 +350,9 @@ class Supervisor(pykka.ThreadingActor):
                     child.backoff = RESTART_BACKOFF_MIN
                 continue
             if child.ref is not None:
-                self.log.error("actor died, restarting", extra={"actor": child.name, "in": child.backoff})
+                self.log.error(
+                    "actor died, restarting", extra={"actor": child.name, "in": child.backoff}
+                )
                 child.ref = None
                 child.restart_at = now + child.backoff
                 child.backoff = min(child.backoff * 2, RESTART_BACKOFF_MAX)
@@ -323,7 +369,10 @@ class Supervisor(pykka.ThreadingActor):
                 child.backoff = min(child.backoff * 2, RESTART_BACKOFF_MAX)
         if changed:
             self.services = replace(
-                self.services, stores=self._store_refs(), limiter=self._ref("limiter")
+                self.services,
+                stores=self._store_refs(),
+                limiter=self._ref("limiter"),
+                databases=self._database_refs(),
             )
             for ref in self.state.listeners:
                 ref.tell(UpdateServices(self.services))
@@ -344,8 +393,10 @@ class Supervisor(pykka.ThreadingActor):
             except (pykka.ActorDeadError, pykka.Timeout):
                 self.log.error("listener did not stop cleanly")
         self.state.listeners.clear()
+        if self.inbound is not None:
+            self.inbound.stop()
         # Stores last: they checkpoint and close their databases in on_stop.
-        order = ["limiter"] + [n for n in self.state.children if n.startswith("store:")]
+        order = ["limiter"] + [n for n in self.state.children if n.startswith(("store:", "db:"))]
         for name in order:
             child = self.state.children.get(name)
             if child is None or child.ref is None:

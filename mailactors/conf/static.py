@@ -133,6 +133,8 @@ class StaticConfig:
     log_level: str = "info"
     package_log_levels: Mapping[str, str] = field(default_factory=dict)
     localserve: bool = False
+    # localserve: deliver outgoing mail to the recipients' MX hosts instead of to itself.
+    deliver_to_mx: bool = False
     host_tlsrpt: HostTlsrpt | None = None
     no_outgoing_tls_reports: bool = False
     no_outgoing_dmarc_reports: bool = False
@@ -158,6 +160,7 @@ _TOP_KEYS = (
     "log_level",
     "package_log_levels",
     "localserve",
+    "deliver_to_mx",
     "postmaster",
     "host_tlsrpt",
     "no_outgoing_tls_reports",
@@ -532,6 +535,7 @@ def parse_static(
         log_level=log_level,
         package_log_levels=package_log_levels,
         localserve=_boolean(reader, fields, "localserve"),
+        deliver_to_mx=_boolean(reader, fields, "deliver_to_mx"),
         host_tlsrpt=host_tlsrpt,
         no_outgoing_tls_reports=_boolean(reader, fields, "no_outgoing_tls_reports"),
         no_outgoing_dmarc_reports=_boolean(reader, fields, "no_outgoing_dmarc_reports"),

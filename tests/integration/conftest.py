@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.dnsserver import DnsTestServer  # type: ignore[import-not-found]
 
 from mailactors.actors.localserve import ensure_local_password, ensure_localserve_files
 from mailactors.actors.supervisor import RunningServer, start_server
@@ -17,6 +18,43 @@ from mailactors.conf import Config, load_config
 from mailactors.storage.account import AccountStore, MessageInfo
 
 log = logging.getLogger("mailactors.tests")
+
+
+_shared_dns: DnsTestServer | None = None
+
+
+def shared_dns() -> DnsTestServer:
+    """One DNS server on 127.0.0.1 for every server a test starts (nothing leaves the
+    machine); it serves no records, so SPF/DKIM/DMARC checks find none."""
+    global _shared_dns
+    if _shared_dns is None:
+        _shared_dns = DnsTestServer().__enter__()
+    return _shared_dns
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_dns() -> Iterator[None]:
+    yield
+    if _shared_dns is not None:
+        _shared_dns.__exit__(None, None, None)
+
+
+def with_test_dns(config: Config, nameserver: str | None = None) -> Config:
+    """The config with its DNS resolver pointed at a test DNS server."""
+    dns = dataclasses.replace(
+        config.static.dns, nameservers=(nameserver or shared_dns().nameserver,)
+    )
+    return dataclasses.replace(config, static=dataclasses.replace(config.static, dns=dns))
+
+
+def write_localserve_files(directory: Path, nameserver: str | None = None) -> Path:
+    """localserve's first-run files, with the test DNS server in mailactors.conf (for
+    tests that run `mailactors localserve` as a process)."""
+    conf_path = ensure_localserve_files(directory, "127.0.0.1", log)
+    server = nameserver or shared_dns().nameserver
+    with conf_path.open("a", encoding="utf-8") as f:
+        f.write(f"dns:\n  nameservers: [\"{server}\"]\n")
+    return conf_path
 
 
 def with_free_ports(config: Config) -> Config:
@@ -69,9 +107,11 @@ def read_mailbox(config: Config, account: str, mailbox: str) -> list[tuple[Messa
         store.close()
 
 
-def start_localserve(directory: Path, *, localserve: bool = True) -> Served:
+def start_localserve(
+    directory: Path, *, localserve: bool = True, nameserver: str | None = None
+) -> Served:
     conf_path = ensure_localserve_files(directory, "127.0.0.1", log)
-    config = with_free_ports(load_config(conf_path))
+    config = with_test_dns(with_free_ports(load_config(conf_path)), nameserver)
     if not localserve:
         config = dataclasses.replace(
             config, static=dataclasses.replace(config.static, localserve=False)

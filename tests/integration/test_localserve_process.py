@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import read_mailbox  # type: ignore[import-not-found]
+from conftest import read_mailbox, write_localserve_files  # type: ignore[import-not-found]
 
 from mailactors.actors.localserve import ensure_localserve_files
 from mailactors.conf import load_config
@@ -38,7 +38,7 @@ def free_ports(n: int) -> list[int]:
 
 def prepare(directory: Path) -> dict[int, int]:
     """Write localserve's first-run files, then move its ports to free ones."""
-    conf = ensure_localserve_files(directory, "127.0.0.1", log)
+    conf = write_localserve_files(directory)
     mapping = dict(zip(LOCALSERVE_PORTS, free_ports(len(LOCALSERVE_PORTS)), strict=True))
     text = conf.read_text()
     for old, new in mapping.items():
