@@ -223,7 +223,7 @@ class DmarcEvaluation:
 # RFC 7489 6.4:
 #   dmarc-version = "v" *WSP "=" *WSP %x44 %x4d %x41 %x52 %x43 %x31
 #   dmarc-sep     = *WSP %x3b *WSP
-# The version is case-sensitive ("DMARC1"); 6.6.3 step 4: "Records that do not start with
+# The version is case-sensitive ("DMARC1"); 6.6.3 steps 2 and 4: "Records that do not start with
 # a "v=" tag that identifies the current version of DMARC are discarded."
 _VERSION = re.compile(r"v[ \t]*=[ \t]*DMARC1[ \t]*(?:;|$)")
 # RFC 7489 6.2: dmarc-uri = URI [ "!" 1*DIGIT [ "k" / "m" / "g" / "t" ] ];
@@ -235,13 +235,15 @@ _MAILTO_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 # RFC 7489 6.4: dmarc-fo = "fo" *WSP "=" *WSP ( "0" / "1" / "d" / "s" )
 #                          *(*WSP ":" *WSP ( "0" / "1" / "d" / "s" ))
 _FO_OPTIONS = frozenset("01ds")
-# RFC 6376 3.2 (referred to by dmarc-rfmt): Keyword, here as RFC 5321 Ldh-str-like names.
+# dmarc-rfmt's Keyword: RFC 5321 4.1.2 Ldh-str (letters, digits, inner hyphens).
 _KEYWORD = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+# RFC 6376 3.2: tag-name = ALPHA *ALNUMPUNC; ALNUMPUNC = ALPHA / DIGIT / "_"
+_TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _DIGITS = re.compile(r"[0-9]+")
 
 
 def is_dmarc_record(text: str) -> bool:
-    """Whether a TXT record starts with "v=DMARC1" (RFC 7489 6.6.3 step 4)."""
+    """Whether a TXT record starts with "v=DMARC1" (RFC 7489 6.6.3 steps 2 and 4)."""
     return _VERSION.match(text) is not None
 
 
@@ -256,7 +258,7 @@ def _tag_values(text: str) -> list[tuple[str, str]]:
             continue
         tag, sep, value = part.partition("=")
         tag = tag.strip(_WSP)
-        if not sep or _KEYWORD.fullmatch(tag) is None:
+        if not sep or _TAG_NAME.fullmatch(tag) is None:
             raise DmarcSyntaxError(f"malformed tag {part!r}")
         # RFC 6376 3.2: "Tags with duplicate names MUST NOT occur within a single tag-list".
         if tag.lower() in seen:
@@ -404,8 +406,8 @@ def parse_record(text: str) -> DmarcRecord:
 
 
 def _format_uri(uri: ReportUri) -> str:
-    # RFC 7489 6.2: "commas (ASCII 0x2C) and exclamation points (ASCII 0x21) [...] MUST be
-    # encoded" inside the URI; a ";" or white space would end the tag.
+    # RFC 7489 6.2: commas and exclamation points inside a URI must be percent-encoded
+    # (they separate URIs and start the size limit); a ";" or white space would end the tag.
     if any(c in uri.uri for c in ",!; \t") or _URI.fullmatch(uri.uri) is None:
         raise ValueError(f"report URI {uri.uri!r} cannot be written in a DMARC record")
     if uri.max_size is None:
@@ -449,8 +451,7 @@ def format_record(record: DmarcRecord) -> str:
 
 def _records_at(resolver: Resolver, domain: str) -> list[str]:
     """The TXT records at `_dmarc.<domain>` that start with "v=DMARC1"."""
-    # RFC 7489 6.1: "the DMARC record for the domain "example.com" is found at
-    # "_dmarc.example.com"".
+    # RFC 7489 6.1: the policy record of a domain is the TXT record at "_dmarc." + domain.
     answer = resolver.txt(f"_dmarc.{domain}")
     return [text for text in answer.records if is_dmarc_record(text)]
 
@@ -614,9 +615,9 @@ def from_domain(headers: bytes | Iterable[HeaderField]) -> str:
     """The RFC5322.From domain as A-labels in lower case, or DmarcFromError.
 
     `headers` is the message (or its header section) as bytes, or its header fields.
-    RFC 7489 6.6.1: "Messages that have no RFC5322.From field at all are typically
-    rejected"; messages with several From fields or several addresses in it are refused
-    too (the RFC leaves the choice to the receiver; this is what mox does).
+    RFC 7489 6.6.1 expects messages without a From field to be rejected and lets the
+    receiver choose what to do with several authors; we refuse several From fields and
+    several addresses in one, as mox does (RFC 5322 3.6 allows one From field only).
     """
     if isinstance(headers, bytes):
         fields: Iterable[HeaderField] = scan_header(headers, 0, len(headers))[0]

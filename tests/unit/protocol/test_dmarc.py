@@ -96,7 +96,7 @@ def test_appendix_b_2_4_sampling_and_multiple_destinations() -> None:
         ("v=DMARC1; p=none; fo=1:d : s", DmarcRecord("none", fo=("1", "d", "s"))),
         ("v=DMARC1; p=none; rf=afrf:iodef", DmarcRecord("none", rf=("afrf", "iodef"))),
         # Unknown tags are ignored (6.3).
-        ("v=DMARC1; p=none; future=yes; np=reject", DmarcRecord("none")),
+        ("v=DMARC1; p=none; future=yes; np=reject; x_y2=1", DmarcRecord("none")),
         # "p" later than second: accepted.
         ("v=DMARC1; pct=50; p=reject", DmarcRecord("reject", pct=50)),
     ],
@@ -157,6 +157,8 @@ def test_report_uris(uri: str, expected: ReportUri) -> None:
         "v=DMARC1; p=none; rua=mailto:a@example.com!9999999999999999",
         "v=DMARC1; p=none; noequals",
         "v=DMARC1; p=none; =value",
+        "v=DMARC1; p=none; 1x=2",
+        "v=DMARC1; p=none; a-b=2",
     ],
 )
 def test_invalid_records(text: str) -> None:
