@@ -131,8 +131,8 @@ class AuthResults:
 
 def _check_text(text: str, what: str) -> None:
     # RFC 5322 3.2.4/3.2.2: qtext and ctext are printable (RFC 6532 adds UTF-8); folding
-    # white space is ours to add, so no control characters may come in.
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    # white space is ours to add, so no control characters (C0, DEL, C1) may come in.
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text):
         raise ValueError(f"control character in {what} {text!r}")
 
 

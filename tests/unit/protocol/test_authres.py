@@ -243,6 +243,7 @@ def test_long_piece_stays_whole_until_998() -> None:
         AuthResults("h", (MethodResult("x", "pass-"),)),
         AuthResults("h", (MethodResult("x", "pass", comment="a\nb"),)),
         AuthResults("h", (MethodResult("x", "pass", reason="\x00"),)),
+        AuthResults("h", (MethodResult("x", "pass", comment="next\x85line"),)),
         AuthResults(
             "h", (MethodResult("x", "pass", properties=(ResultProperty("a.b", "c", "d"),)),)
         ),
