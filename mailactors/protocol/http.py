@@ -183,7 +183,9 @@ class HttpServer:
             except h11.RemoteProtocolError as exc:
                 status = exc.error_status_hint or 400
                 # The peer's bytes are not echoed back.
-                return self._fail(status, "header section too large" if status == 431 else "malformed request")
+                return self._fail(
+                    status, "header section too large" if status == 431 else "malformed request"
+                )
             if event is h11.NEED_DATA:
                 return NEED_DATA
             if event is h11.PAUSED:
