@@ -64,6 +64,40 @@ def _parser() -> argparse.ArgumentParser:
     cfg_sub.required = True
     test = cfg_sub.add_parser("test", help="check a configuration, print every error")
     test.add_argument("file", nargs="?", metavar="FILE", help="mailactors.conf to check")
+    dr = cfg_sub.add_parser("dnsrecords", help="print the DNS records of a domain as a zone file")
+    dr.add_argument("domain", metavar="DOMAIN")
+    dc = cfg_sub.add_parser(
+        "dnscheck", help="look up a domain's DNS records: ok / missing / wrong per record"
+    )
+    dc.add_argument("domain", metavar="DOMAIN")
+
+    qs = sub.add_parser(
+        "quickstart",
+        help="write a configuration for a new mail server with one account, print its DNS records",
+    )
+    qs.add_argument("address", metavar="ADDRESS", help="the first account's address, e.g. you@example.com")
+    qs.add_argument(
+        "-hostname", "--hostname", dest="hostname", metavar="HOST",
+        help="host name of the mail server (default: mail.<domain>)",
+    )
+    qs.add_argument(
+        "-dir", "--dir", dest="dir", metavar="D", default=".",
+        help="directory for the config files, keys and data (default: the current directory)",
+    )
+
+    sm = sub.add_parser(
+        "sendmail",
+        help="submit a message from stdin through the submission listener (a /usr/sbin/sendmail)",
+    )
+    sm.add_argument("-t", dest="extract", action="store_true", help="recipients from To/Cc/Bcc")
+    sm.add_argument("-f", dest="sender", metavar="FROM", help="envelope sender")
+    sm.add_argument("-i", dest="ignore_dots", action="store_true", help="accepted and ignored")
+    sm.add_argument("-o", dest="options", action="append", metavar="OPT", help="ignored (-oi)")
+    sm.add_argument(
+        "-sendmail-config", "--sendmail-config", dest="sendmail_config", metavar="FILE",
+        help="sendmail.conf (default: $MAILACTORS_SENDMAIL_CONF, else the user config dir)",
+    )
+    sm.add_argument("recipients", nargs="*", metavar="RCPT")
     return p
 
 
@@ -110,6 +144,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         path = Path(args.file) if args.file else find_config_file(args.config, os.environ, Path.cwd())
         return run_config_test(path, sys.stdout, sys.stderr)
+    if args.command == "config" and args.config_command in ("dnsrecords", "dnscheck"):
+        from mailactors.conf import find_config_file
+
+        path = find_config_file(args.config, os.environ, Path.cwd())
+        if args.config_command == "dnsrecords":
+            from mailactors.conf.dnsrecords import run_dnsrecords
+
+            return run_dnsrecords(path, args.domain, sys.stdout, sys.stderr)
+        from mailactors.actors.dnscheck import run_dnscheck
+
+        return run_dnscheck(path, args.domain, sys.stdout, sys.stderr)
+    if args.command == "quickstart":
+        from mailactors.conf.quickstart import run_quickstart
+
+        return run_quickstart(args.address, Path(args.dir), args.hostname, sys.stdout, sys.stderr)
+    if args.command == "sendmail":
+        from datetime import UTC, datetime
+
+        from mailactors.net.sendmail import run_sendmail
+
+        return run_sendmail(
+            args.recipients,
+            extract_recipients=args.extract,
+            sender=args.sender,
+            config_path=Path(args.sendmail_config) if args.sendmail_config else None,
+            stdin=sys.stdin.buffer,
+            stderr=sys.stderr,
+            environ=os.environ,
+            now=datetime.now(UTC).astimezone(),
+        )
     raise AssertionError(f"unhandled command {args.command}")
 
 
