@@ -12,6 +12,7 @@ close).
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 import ssl
 import threading
@@ -35,6 +36,7 @@ from mailactors.actors.services import Services, UpdateServices
 from mailactors.actors.session import SmtpListenerSettings, SmtpSessionActor
 from mailactors.actors.store import StoreActor
 from mailactors.actors.tls import server_tls_context
+from mailactors.actors.web import HttpListenerSettings, http_factory
 from mailactors.conf import Config
 from mailactors.net.resolver import DnsResolver
 from mailactors.storage.dmarcdb import EvaluationStore, ReceivedReportStore
@@ -272,6 +274,9 @@ class Supervisor(pykka.ThreadingActor):
         assert self.services is not None
         session_log = logging.getLogger("mailactors.smtpserver")
         imap_log = logging.getLogger("mailactors.imapserver")
+        http_log = logging.getLogger("mailactors.httpserver")
+        # Signs admin session cookies and CSRF tokens; new at every start.
+        web_key = secrets.token_bytes(32)
         for lname, listener in self.config.static.listeners.items():
             hostname = listener.hostname or self.config.static.hostname
             for kind in SMTP_KINDS:
@@ -304,12 +309,21 @@ class Supervisor(pykka.ThreadingActor):
                 refusal = b"" if kind == "imaps" else IMAP_REFUSAL
                 for ip in listener.ips:
                     self._start_listener(lname, kind, ip, imap_service.port, imap_factory, refusal)
-            for other in ("http", "https"):
-                if getattr(listener, other, None) is not None:
-                    self.log.info(
-                        "service configured but not served by this version",
-                        extra={"listener": lname, "service": other},
-                    )
+            for kind in ("http", "https"):
+                http_service = getattr(listener, kind)
+                if http_service is None:
+                    continue
+                if kind == "https" and listener.tls is None:
+                    self.log.error("https needs tls on the listener", extra={"listener": lname})
+                    continue
+                assert self.inbound is not None
+                web_factory = http_factory(
+                    HttpListenerSettings(kind=kind, tls=listener.tls, key=web_key),
+                    http_log,
+                    self.inbound.resolver,
+                )
+                for ip in listener.ips:
+                    self._start_listener(lname, kind, ip, http_service.port, web_factory, b"")
 
     def _start_listener(
         self, lname: str, kind: str, ip: str, port: int, factory: SessionFactory, refusal: bytes
