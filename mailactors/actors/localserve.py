@@ -24,6 +24,7 @@ from mailactors.conf.tlscert import self_signed_certificate
 from mailactors.log import configure_logging
 from mailactors.protocol.sasl.scram import derive_credentials
 from mailactors.storage.files import write_file_atomic
+from mailactors.web.auth import read_admin_credentials, write_admin_password
 
 # --- running localserve ---------------------------------------------------------------
 
@@ -48,6 +49,9 @@ def ensure_localserve_files(directory: Path, ip: str, log: logging.Logger) -> Pa
     write_file_atomic(directory / "localserve-key.pem", key_pem, mode=0o600)
     write_file_atomic(directory / "localserve-cert.pem", cert_pem)
     write_file_atomic(directory / "domains.conf", texts["domains.conf"].encode())
+    # The admin pages' password (see `mailactors setadminpassword` to change it).
+    if read_admin_credentials(directory / "data") is None:
+        write_admin_password(directory / "data", LOCALSERVE_PASSWORD)
     # mailactors.conf last: its presence marks a complete first run.
     write_file_atomic(conf_path, texts["mailactors.conf"].encode())
     log.info("wrote localserve configuration", extra={"dir": str(directory)})
