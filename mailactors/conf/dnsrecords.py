@@ -48,6 +48,8 @@ TLSA_MTYPE_SHA256 = 1
 # RFC 5321 4.5.4.2 / RFC 7672 2.2.3: TLSA records for SMTP live at _25._tcp.<host>.
 SMTP_PORT = 25
 MX_PREFERENCE = 10
+# TTL of the zone-file lines: short enough to correct mistakes quickly.
+ZONE_TTL = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +311,7 @@ def zone_text(records: Sequence[DnsRecord]) -> str:
             lines.append("")
             continue
         value = _txt_strings(record.value) if record.type == "TXT" else record.value
-        lines.append(f"{record.name}. IN {record.type} {value}")
+        lines.append(f"{record.name}. {ZONE_TTL} IN {record.type} {value}")
         lines.append("")
     return "\n".join(lines)
 
