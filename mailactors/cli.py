@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     gt = sub.add_parser("gentestdata", help="write a deterministic data directory for tests")
     gt.add_argument("dir", metavar="DIR", help="new or empty directory to write")
 
+    _report_commands(sub)
+
     cfg = sub.add_parser("config", help="configuration commands")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
     cfg_sub.required = True
@@ -101,6 +103,80 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """dmarc, tlsrpt, mtasts, dane and queue commands (see actors/clicommands.py)."""
+    dm = sub.add_parser("dmarc", help="DMARC: lookups, received and outgoing aggregate reports")
+    dm_sub = dm.add_subparsers(dest="action", metavar="ACTION")
+    dm_sub.required = True
+    dm_sub.add_parser("lookup", help="show the DMARC record of a domain").add_argument(
+        "domain", metavar="DOMAIN"
+    )
+    dm_sub.add_parser(
+        "parsereport", help="parse an aggregate report (XML, .gz, .zip or a report message)"
+    ).add_argument("file", metavar="FILE")
+    dm_sub.add_parser("evaluations", help="evaluations waiting to be reported")
+    send = dm_sub.add_parser(
+        "sendreports", help="send the aggregate reports of the hours that have ended, now"
+    )
+    send.add_argument(
+        "--dry-run", "-dry-run", dest="dry_run", metavar="DIR",
+        help="write every report that would be sent (the current hour too) as .eml files "
+        "into DIR; change nothing",
+    )
+
+    tr = sub.add_parser("tlsrpt", help="TLS reporting: lookups, received and outgoing reports")
+    tr_sub = tr.add_subparsers(dest="action", metavar="ACTION")
+    tr_sub.required = True
+    tr_sub.add_parser("lookup", help="show the TLSRPT record of a domain").add_argument(
+        "domain", metavar="DOMAIN"
+    )
+    tr_sub.add_parser(
+        "parsereport", help="parse a TLS report (JSON, .gz or a report message)"
+    ).add_argument("file", metavar="FILE")
+    tr_sub.add_parser("results", help="TLS results collected, not yet reported")
+    send = tr_sub.add_parser(
+        "sendreports", help="send the TLS reports of the days that have ended, now"
+    )
+    send.add_argument(
+        "--dry-run", "-dry-run", dest="dry_run", metavar="DIR",
+        help="write every report that would be sent (today too) as .eml files into DIR; "
+        "change nothing",
+    )
+
+    ms = sub.add_parser("mtasts", help="MTA-STS lookups")
+    ms_sub = ms.add_subparsers(dest="action", metavar="ACTION")
+    ms_sub.required = True
+    ms_sub.add_parser(
+        "lookup", help="look up and fetch the MTA-STS policy of a domain"
+    ).add_argument("domain", metavar="DOMAIN")
+
+    da = sub.add_parser("dane", help="DANE checks")
+    da_sub = da.add_subparsers(dest="action", metavar="ACTION")
+    da_sub.required = True
+    dial = da_sub.add_parser(
+        "dialmx", help="show the MX hosts of a domain, their TLSA records, and verify them"
+    )
+    dial.add_argument("domain", metavar="DOMAIN")
+    dial.add_argument("--port", type=int, default=25, help="SMTP port (default 25)")
+    dial.add_argument("--timeout", type=float, default=30.0, help="connect timeout in seconds")
+
+    qu = sub.add_parser("queue", help="the outgoing queue of the running server")
+    qu_sub = qu.add_subparsers(dest="action", metavar="ACTION")
+    qu_sub.required = True
+    qu_sub.add_parser("list", help="list queued messages and their recipients")
+    for action, text in (
+        ("kick", "retry recipients now (all when no id is given)"),
+        ("hold", "keep recipients from being retried until kicked"),
+        ("drop", "remove recipients without delivering or notifying"),
+    ):
+        qu_sub.add_parser(action, help=text).add_argument(
+            "ids", nargs="*", type=int, metavar="RCPT-ID"
+        )
+    qu_sub.add_parser("dump", help="print a queued message").add_argument(
+        "ids", nargs=1, type=int, metavar="MESSAGE-ID"
+    )
+
+
 def _install_stop_signals(stop: threading.Event) -> None:
     def handler(signum: int, frame: object) -> None:
         stop.set()
@@ -138,6 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mailactors.storage.gentestdata import run_gentestdata
 
         return run_gentestdata(Path(args.dir), sys.stdout, sys.stderr)
+    if args.command in ("dmarc", "tlsrpt", "mtasts", "dane", "queue"):
+        from mailactors.actors.clicommands import run
+
+        return run(args.command, args.action, args, sys.stdout, sys.stderr)
     if args.command == "config" and args.config_command == "test":
         from mailactors.conf import find_config_file
         from mailactors.conf.check import run_config_test

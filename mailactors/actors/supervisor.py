@@ -24,14 +24,19 @@ from typing import Any, cast
 
 import pykka
 
-from mailactors.actors.control import ControlServer, Handler
+from mailactors.actors.control import CommandError, ControlServer, Handler
 from mailactors.actors.dbactor import DatabaseActor
+from mailactors.actors.delivery import Deliverer
 from mailactors.actors.dkimsign import DkimSigner
 from mailactors.actors.imap.session import ImapListenerSettings, ImapSessionActor
 from mailactors.actors.inbound import InboundChecker
 from mailactors.actors.limiter import AuthLimiterActor
 from mailactors.actors.listener import ListenerActor, SessionFactory, StopSessions
-from mailactors.actors.messages import CheckChildren, Ping
+from mailactors.actors.messages import CheckChildren, Ping, QueueControl
+from mailactors.actors.notify import DsnNotifier
+from mailactors.actors.queue import QueueActor
+from mailactors.actors.reportdbs import ActorPolicyCache, AddTlsResults
+from mailactors.actors.reporter import ReporterActor, SendReports
 from mailactors.actors.services import Services, UpdateServices
 from mailactors.actors.session import SmtpListenerSettings, SmtpSessionActor
 from mailactors.actors.store import StoreActor
@@ -39,6 +44,7 @@ from mailactors.actors.tls import server_tls_context
 from mailactors.actors.web import HttpListenerSettings, http_factory
 from mailactors.conf import Config
 from mailactors.net.resolver import DnsResolver
+from mailactors.net.tlstrust import load_trust
 from mailactors.storage.dmarcdb import EvaluationStore, ReceivedReportStore
 from mailactors.storage.mtastsdb import PolicyCache
 from mailactors.storage.tlsrptdb import ReceivedTlsReportStore, ResultStore
@@ -53,6 +59,8 @@ REPORT_DATABASES: dict[str, tuple[str, Callable[[Path, logging.Logger], Any]]] =
 }
 
 START_TIMEOUT = 30.0
+# `sendreports` looks up and queues every due report before answering.
+REPORT_TIMEOUT = 600.0
 STOP_TIMEOUT = 30.0
 CHECK_INTERVAL = 1.0
 RESTART_BACKOFF_MIN = 0.5
@@ -145,6 +153,7 @@ class Supervisor(pykka.ThreadingActor):
         self._timer: threading.Thread | None = None
         self._stopping = False
         self.control: ControlServer | None = None
+        self.unstarted: list[tuple[str, socket.socket, SessionFactory, bytes]] = []
         self.inbound: InboundChecker | None = None
 
     # --- starting -------------------------------------------------------------------
@@ -228,7 +237,9 @@ class Supervisor(pykka.ThreadingActor):
             inbound=self.inbound,
             databases=self._database_refs(),
         )
-        self._start_listeners()
+        self._start_listeners()  # binds every socket; the actors start below
+        self._start_queue_and_reporter(resolver)
+        self._launch_listeners()
         self.control = ControlServer(data_dir, self._control_handlers(), self.log)
         self.control.start()
         self._timer = threading.Thread(target=self._tick, name="supervisor-timer", daemon=True)
@@ -249,7 +260,41 @@ class Supervisor(pykka.ThreadingActor):
                 ],
             }
 
-        return {"status": status}
+        def child(name: str) -> pykka.ActorRef[Any]:
+            ref = self.state.children[name].ref
+            if ref is None:
+                raise CommandError(f"the {name} is restarting, try again")
+            return ref
+
+        def queue(action: str) -> Handler:
+            def handle(args: Any) -> Any:
+                ids = args.get("ids")
+                if ids is not None and not (
+                    isinstance(ids, list) and all(isinstance(i, int) for i in ids)
+                ):
+                    raise CommandError("ids must be a list of numbers")
+                return child("queue").ask(
+                    QueueControl(action, tuple(ids) if ids is not None else None),
+                    timeout=STOP_TIMEOUT,
+                )
+
+            return handle
+
+        def sendreports(kind: str) -> Handler:
+            def handle(args: Any) -> Any:
+                return child("reporter").ask(SendReports(kind), timeout=REPORT_TIMEOUT)
+
+            return handle
+
+        return {
+            "status": status,
+            "queue.list": queue("list"),
+            "queue.kick": queue("kick"),
+            "queue.hold": queue("hold"),
+            "queue.drop": queue("drop"),
+            "dmarc.sendreports": sendreports("dmarc"),
+            "tlsrpt.sendreports": sendreports("tls"),
+        }
 
     def _database_refs(self) -> dict[str, pykka.ActorRef[Any]]:
         out = {}
@@ -328,21 +373,89 @@ class Supervisor(pykka.ThreadingActor):
     def _start_listener(
         self, lname: str, kind: str, ip: str, port: int, factory: SessionFactory, refusal: bytes
     ) -> None:
-        """Bind (ip, port), start its ListenerActor, confirm it runs, record the address."""
-        assert self.services is not None
+        """Bind (ip, port) and record the address; _launch_listeners starts its actor."""
         sock = bind_socket(ip, port)
         bound_port = sock.getsockname()[1]
-        ref = ListenerActor.start(
-            f"{lname}/{kind}/{ip}",
-            sock,
-            factory,
-            self.services,
-            logging.getLogger("mailactors.listener"),
-            refusal=refusal,
-        )
-        ref.ask(Ping(), timeout=START_TIMEOUT)
-        self.state.listeners.append(ref)
+        self.unstarted.append((f"{lname}/{kind}/{ip}", sock, factory, refusal))
         self.bound.append(BoundService(lname, kind, ip, bound_port))
+
+    def _launch_listeners(self) -> None:
+        """Start a ListenerActor for each bound socket and confirm it runs."""
+        assert self.services is not None
+        pending, self.unstarted = self.unstarted, []
+        for i, (name, sock, factory, refusal) in enumerate(pending):
+            try:
+                ref = ListenerActor.start(
+                    name,
+                    sock,
+                    factory,
+                    self.services,
+                    logging.getLogger("mailactors.listener"),
+                    refusal=refusal,
+                )
+            except BaseException:
+                for _, other, _, _ in pending[i:]:
+                    other.close()
+                raise
+            ref.ask(Ping(), timeout=START_TIMEOUT)
+            self.state.listeners.append(ref)
+
+    def _local_smtp_target(self) -> tuple[str, int] | None:
+        """localserve (without deliver_to_mx) delivers outgoing mail to its own SMTP listener."""
+        static = self.config.static
+        if not static.localserve or static.deliver_to_mx:
+            return None
+        for b in self.bound:
+            if b.service == "smtp":
+                ip = "127.0.0.1" if b.ip in ("0.0.0.0", "::") else b.ip
+                return ip, b.port
+        return None
+
+    def _start_queue_and_reporter(self, resolver: DnsResolver) -> None:
+        assert self.services is not None
+        static = self.config.static
+        databases = self.services.databases
+        deliverer = Deliverer(
+            hostname=static.hostname,
+            resolver=resolver,
+            trust=load_trust(static.tls_ca_certs),
+            policies=ActorPolicyCache(databases["mtasts"]),
+            record_tls=lambda entries: databases["tlsrptresult"].tell(
+                AddTlsResults(tuple(entries))
+            ),
+            our_domains=lambda domain: domain.lower() in self.config.domains.domains,
+            log=logging.getLogger("mailactors.delivery"),
+            local_target=self._local_smtp_target(),
+        )
+        queue_log = logging.getLogger("mailactors.queue")
+        notifier = DsnNotifier(self.config)
+
+        def start_queue() -> pykka.ActorRef[Any]:
+            assert self.services is not None
+            return QueueActor.start(
+                static.data_dir / "queue", self.services, deliverer.deliver, notifier, queue_log
+            )
+
+        child = Child("queue", start_queue)
+        self.state.children["queue"] = child
+        self._start_child(child)
+        self.services = replace(self.services, queue=child.ref)
+        signer = self.services.dkim
+        assert signer is not None
+
+        def start_reporter() -> pykka.ActorRef[Any]:
+            assert self.services is not None
+            return ReporterActor.start(
+                self.config,
+                self.services,
+                resolver,
+                signer,
+                logging.getLogger("mailactors.reporter"),
+            )
+
+        child = Child("reporter", start_reporter)
+        self.state.children["reporter"] = child
+        self._start_child(child)
 
     # --- supervision ----------------------------------------------------------------
 
@@ -387,8 +500,10 @@ class Supervisor(pykka.ThreadingActor):
                 stores=self._store_refs(),
                 limiter=self._ref("limiter"),
                 databases=self._database_refs(),
+                queue=self.state.children["queue"].ref,
             )
-            for ref in self.state.listeners:
+            others = [self.state.children[n].ref for n in ("queue", "reporter")]
+            for ref in [*self.state.listeners, *(r for r in others if r is not None)]:
                 ref.tell(UpdateServices(self.services))
 
     # --- stopping -------------------------------------------------------------------
@@ -397,6 +512,9 @@ class Supervisor(pykka.ThreadingActor):
         if self._stopping:
             return
         self._stopping = True
+        for _, sock, _, _ in self.unstarted:
+            sock.close()
+        self.unstarted.clear()
         self._timer_stop.set()
         if self.control is not None:
             self.control.stop()
@@ -410,7 +528,9 @@ class Supervisor(pykka.ThreadingActor):
         if self.inbound is not None:
             self.inbound.stop()
         # Stores last: they checkpoint and close their databases in on_stop.
-        order = ["limiter"] + [n for n in self.state.children if n.startswith(("store:", "db:"))]
+        order = ["reporter", "queue", "limiter"] + [
+            n for n in self.state.children if n.startswith(("store:", "db:"))
+        ]
         for name in order:
             child = self.state.children.get(name)
             if child is None or child.ref is None:

@@ -13,9 +13,11 @@ certificate problems, sts-policy-fetch-error for everything else.
 from __future__ import annotations
 
 import datetime
+import http.client
 import socket
 import ssl
 import time
+import urllib.parse
 from dataclasses import dataclass
 
 from mailactors.net.tlstrust import TrustStore
@@ -338,3 +340,46 @@ def fetch_policy(
         return _read_response(_Reader(sock, deadline, bytearray()), limit)
     finally:
         sock.close()
+
+
+class ReportPostError(Exception):
+    """An https: TLSRPT destination refused or could not take the report."""
+
+
+def post_report(
+    url: str,
+    gzip_body: bytes,
+    *,
+    context: ssl.SSLContext | None = None,
+    timeout: float = 60.0,
+) -> None:
+    """POST a gzipped TLS report to an https: rua (RFC 8460 3: "the report is submitted
+    as the body of an HTTP POST request" with Content-Type application/tlsrpt+gzip).
+
+    Any 2xx answer is success; redirects are not followed.
+    """
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme.lower() != "https" or not parsed.hostname:
+        raise ReportPostError(f"not an https URL: {url!r}")
+    ctx = context or ssl.create_default_context()
+    conn = http.client.HTTPSConnection(
+        parsed.hostname, parsed.port or 443, timeout=timeout, context=ctx
+    )
+    try:
+        path = parsed.path or "/"
+        if parsed.query:
+            path += "?" + parsed.query
+        conn.request(
+            "POST",
+            path,
+            body=gzip_body,
+            headers={"Content-Type": "application/tlsrpt+gzip"},
+        )
+        response = conn.getresponse()
+        response.read(MAX_HEADER_BYTES)
+        if not 200 <= response.status < 300:
+            raise ReportPostError(f"{url}: HTTP {response.status} {response.reason}")
+    except (OSError, http.client.HTTPException) as exc:
+        raise ReportPostError(f"{url}: {exc}") from exc
+    finally:
+        conn.close()

@@ -1,0 +1,338 @@
+"""ReporterActor: the timers that send reports and tidy the MTA-STS cache.
+
+Theory of operation. A timer tells ReporterTick every `tick_interval` seconds. Once
+an hour has ended (plus a random start delay of a few minutes), the DMARC job
+builds one aggregate report per policy domain and hour (actors/reports.py) and
+spreads them over the following minutes: each is queued (kind "dmarc-report",
+DKIM-signed) when its turn comes, and only then are its evaluations removed
+(RFC 7489 7.2). Once a UTC day has ended, the TLS job does the same with the TLS
+results of that day (RFC 8460 4.1) and also POSTs reports to https: destinations.
+Every hour, cached MTA-STS policies of mode none whose _mta-sts record is gone are
+deleted (RFC 8461 8.3 describes mode none as the way to remove a policy).
+`SendReports` (the control socket's `dmarc sendreports` / `tlsrpt sendreports`)
+runs a job at once for the periods that have ended, without spreading.
+
+The reporter's work is blocking (DNS lookups, HTTPS POSTs); its inbox only holds
+its own ticks and commands, so that blocks nobody else.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pykka
+
+from mailactors.actors.dkimsign import DkimSigner
+from mailactors.actors.messages import Ping, Queued, QueueMessage
+from mailactors.actors.reports import OutgoingReport, dmarc_reports, report_day, tls_reports
+from mailactors.actors.services import Services, UpdateServices
+from mailactors.conf import Config
+from mailactors.net.https import post_report
+from mailactors.protocol.dns import DnsError, Resolver
+from mailactors.protocol.mtasts import RecordStatus, lookup_record
+from mailactors.storage.dmarcdb import EvaluationStore
+from mailactors.storage.files import create_spool_file
+from mailactors.storage.mtastsdb import PolicyCache
+from mailactors.storage.tlsrptdb import ResultStore
+
+TICK_INTERVAL = 60.0
+HOUR = 3600
+DAY = 86400
+# Jobs start a little after the period ended, at a random moment, so that not every
+# server on the internet sends at the full hour.
+MAX_START_DELAY = 600
+# Reports of one run are queued this far apart at most (and spread over half an hour).
+MAX_SPACING = 300
+SPREAD_WINDOW = 1800
+ASK_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReporterTick:
+    """Told by the reporter's timer (and by tests)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendReports:
+    """Asked by the control socket: run a job now; answered with a summary dict."""
+
+    kind: str  # "dmarc" or "tls"
+
+
+# --- writes for the report DatabaseActors ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveEvaluations:
+    domain: str
+    before: int
+
+    def apply(self, store: EvaluationStore) -> int:
+        return store.remove(self.domain, self.before)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveTlsResults:
+    domain: str
+    day: date
+
+    def apply(self, store: ResultStore) -> int:
+        return store.remove(self.domain, self.day)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteNonePolicy:
+    domain: str
+
+    def apply(self, store: PolicyCache) -> Any:
+        return store.delete(self.domain, only_mode_none=True)
+
+
+class ReporterActor(pykka.ThreadingActor):
+    def __init__(
+        self,
+        config: Config,
+        services: Services,
+        resolver: Resolver,
+        signer: DkimSigner,
+        log: logging.Logger,
+        *,
+        clock: Callable[[], float] = time.time,
+        tick_interval: float | None = TICK_INTERVAL,
+        https_post: Callable[[str, bytes], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.services = services
+        self.resolver = resolver
+        self.signer = signer
+        self.log = log
+        self.clock = clock
+        self.tick_interval = tick_interval
+        self.https_post = https_post or post_report
+        data = config.static.data_dir
+        self.paths = {
+            "dmarceval": data / "dmarceval.db",
+            "tlsrptresult": data / "tlsrptresult.db",
+            "mtasts": data / "mtasts.db",
+        }
+        now = self.clock()
+        self.next_dmarc = self._after(now, HOUR)
+        self.next_tls = self._after(now, DAY)
+        self.next_sts_cleanup = now + HOUR
+        self.pending: list[tuple[float, OutgoingReport]] = []
+        self._timer_stop = threading.Event()
+        self._timer: threading.Thread | None = None
+
+    @staticmethod
+    def _after(now: float, period: int) -> float:
+        """A random moment shortly after the current period ends."""
+        return (int(now) // period + 1) * period + secrets.randbelow(MAX_START_DELAY)
+
+    def on_start(self) -> None:
+        if self.tick_interval is not None:
+            self._timer = threading.Thread(
+                target=self._tick_loop, name="reporter-timer", daemon=True
+            )
+            self._timer.start()
+
+    def on_stop(self) -> None:
+        self._timer_stop.set()
+        if self._timer is not None:
+            self._timer.join(timeout=5)
+
+    def _tick_loop(self) -> None:
+        assert self.tick_interval is not None
+        while not self._timer_stop.wait(self.tick_interval):
+            try:
+                self.actor_ref.tell(ReporterTick())
+            except pykka.ActorDeadError:
+                return
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, ReporterTick):
+            self._tick()
+            return None
+        if isinstance(message, SendReports):
+            return self._send_now(message.kind)
+        if isinstance(message, UpdateServices):
+            self.services = message.services
+            return None
+        if isinstance(message, Ping):
+            return True
+        raise TypeError(f"ReporterActor: unexpected message {type(message).__name__}")
+
+    # --- jobs ---------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = self.clock()
+        static = self.config.static
+        if now >= self.next_dmarc:
+            self.next_dmarc = self._after(now, HOUR)
+            if not static.no_outgoing_dmarc_reports:
+                self._schedule(self._dmarc(now), now)
+        if now >= self.next_tls:
+            self.next_tls = self._after(now, DAY)
+            if not static.no_outgoing_tls_reports:
+                self._schedule(self._tls(now), now)
+        if now >= self.next_sts_cleanup:
+            self.next_sts_cleanup = now + HOUR
+            self._cleanup_sts()
+        due = [p for p in self.pending if p[0] <= now]
+        self.pending = [p for p in self.pending if p[0] > now]
+        for _, report in due:
+            self._send(report)
+
+    def _schedule(self, reports: list[OutgoingReport], now: float) -> None:
+        if not reports:
+            return
+        spacing = min(MAX_SPACING, SPREAD_WINDOW / len(reports))
+        for i, report in enumerate(reports):
+            self.pending.append((now + i * spacing, report))
+
+    def _send_now(self, kind: str) -> dict[str, Any]:
+        now = self.clock()
+        if kind == "dmarc":
+            reports = self._dmarc(now)
+        elif kind == "tls":
+            reports = self._tls(now)
+        else:
+            raise ValueError(f"unknown report kind {kind!r}")
+        # Reports of the same periods waiting for their turn are sent now instead.
+        keys = {(r.kind, r.policy_domain, r.begin) for r in reports}
+        self.pending = [
+            p for p in self.pending if (p[1].kind, p[1].policy_domain, p[1].begin) not in keys
+        ]
+        sent = [self._send(r) for r in reports]
+        return {
+            "reports": [
+                {
+                    "domain": r.policy_domain,
+                    "begin": r.begin,
+                    "recipients": list(r.recipients) + list(r.https),
+                    "queued": ok,
+                    "problems": list(r.problems),
+                }
+                for r, ok in zip(reports, sent, strict=True)
+            ]
+        }
+
+    def _dmarc(self, now: float) -> list[OutgoingReport]:
+        store = EvaluationStore(self.paths["dmarceval"], self.log, readonly=True)
+        store.init()
+        try:
+            return dmarc_reports(
+                self.config,
+                store,
+                self.resolver,
+                self.signer,
+                now=datetime.fromtimestamp(now, UTC),
+                log=self.log,
+            )
+        finally:
+            store.close()
+
+    def _tls(self, now: float) -> list[OutgoingReport]:
+        store = ResultStore(self.paths["tlsrptresult"], self.log, readonly=True)
+        store.init()
+        try:
+            return tls_reports(
+                self.config,
+                store,
+                self.resolver,
+                self.signer,
+                now=datetime.fromtimestamp(now, UTC),
+                log=self.log,
+            )
+        finally:
+            store.close()
+
+    def _send(self, report: OutgoingReport) -> bool:
+        """Queue (and POST) one report; then forget what it reported. False if it must wait."""
+        delivered = True
+        if report.recipients:
+            delivered = self._queue(report)
+        for url in report.https:
+            try:
+                self.https_post(url, report.gzip_body)
+                self.log.info(
+                    "tls report posted", extra={"domain": report.policy_domain, "url": url}
+                )
+            except Exception as exc:
+                self.log.info("tls report post failed", extra={"url": url, "err": str(exc)})
+        if not delivered:
+            return False
+        dbs = self.services.databases
+        if report.kind == "dmarc-report":
+            dbs["dmarceval"].ask(
+                RemoveEvaluations(report.policy_domain, report.end), timeout=ASK_TIMEOUT
+            )
+        else:
+            dbs["tlsrptresult"].ask(
+                RemoveTlsResults(report.policy_domain, report_day(report)), timeout=ASK_TIMEOUT
+            )
+        return True
+
+    def _queue(self, report: OutgoingReport) -> bool:
+        queue = self.services.queue
+        if queue is None:
+            self.log.error("no queue for reports")
+            return False
+        spool = create_spool_file(self.services.spool_dir, prefix="report-")
+        try:
+            spool.write(report.message)
+            spool.finish()
+            result = queue.ask(
+                QueueMessage(
+                    request_id=0,
+                    source=str(spool.path),
+                    sender=report.sender,
+                    recipients=report.recipients,
+                    kind=report.kind,
+                    tls_required_no=report.tls_required_no,
+                ),
+                timeout=ASK_TIMEOUT,
+            )
+        except (pykka.ActorDeadError, pykka.Timeout, OSError) as exc:
+            self.log.error(
+                "queueing report failed", extra={"domain": report.policy_domain, "err": str(exc)}
+            )
+            return False
+        finally:
+            spool.discard()
+        ok = isinstance(result, Queued) and result.message_id is not None
+        if ok:
+            self.log.info(
+                "report queued",
+                extra={
+                    "kind": report.kind,
+                    "domain": report.policy_domain,
+                    "to": ",".join(report.recipients),
+                },
+            )
+        return ok
+
+    def _cleanup_sts(self) -> None:
+        cache = PolicyCache(self.paths["mtasts"], self.log, readonly=True)
+        cache.init()
+        try:
+            domains = cache.none_mode_domains()
+        finally:
+            cache.close()
+        for domain in domains:
+            try:
+                found = lookup_record(self.resolver, domain)
+            except DnsError:
+                continue
+            if found.status == RecordStatus.NONE:
+                self.services.databases["mtasts"].ask(DeleteNonePolicy(domain), timeout=ASK_TIMEOUT)
+                self.log.info(
+                    "dropped cached MTA-STS policy of mode none", extra={"domain": domain}
+                )
