@@ -108,6 +108,13 @@ class GetStore:
 
 
 @dataclass(frozen=True, slots=True)
+class GetChild:
+    """Asked for the current ref of a long-lived actor ("queue", "reporter", "db:...")."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class StopTree:
     """Asked to stop everything in order; answers when done."""
 
@@ -142,10 +149,13 @@ def _windows() -> bool:
 
 
 class Supervisor(pykka.ThreadingActor):
-    def __init__(self, config: Config, log: logging.Logger) -> None:
+    def __init__(
+        self, config: Config, log: logging.Logger, clock: Callable[[], float] = time.time
+    ) -> None:
         super().__init__()
         self.config = config
         self.log = log
+        self.clock = clock  # for the queue's and the reporter's schedules (tests inject one)
         self.state = _State()
         self.services: Services | None = None
         self.bound: list[BoundService] = []
@@ -169,6 +179,9 @@ class Supervisor(pykka.ThreadingActor):
             return None
         if isinstance(message, GetStore):
             child = self.state.children.get(f"store:{message.account}")
+            return None if child is None else child.ref
+        if isinstance(message, GetChild):
+            child = self.state.children.get(message.name)
             return None if child is None else child.ref
         if isinstance(message, Ping):
             return True
@@ -433,7 +446,12 @@ class Supervisor(pykka.ThreadingActor):
         def start_queue() -> pykka.ActorRef[Any]:
             assert self.services is not None
             return QueueActor.start(
-                static.data_dir / "queue", self.services, deliverer.deliver, notifier, queue_log
+                static.data_dir / "queue",
+                self.services,
+                deliverer.deliver,
+                notifier,
+                queue_log,
+                clock=self.clock,
             )
 
         child = Child("queue", start_queue)
@@ -451,6 +469,7 @@ class Supervisor(pykka.ThreadingActor):
                 resolver,
                 signer,
                 logging.getLogger("mailactors.reporter"),
+                clock=self.clock,
             )
 
         child = Child("reporter", start_reporter)
@@ -582,6 +601,15 @@ class RunningServer:
                 return b.port
         raise KeyError(service)
 
+    def actor(self, name: str) -> pykka.ActorRef[Any]:
+        """A long-lived actor of the tree: "queue", "reporter", "limiter", "db:<name>"."""
+        ref = cast(
+            pykka.ActorRef[Any] | None, self.supervisor.ask(GetChild(name), timeout=STOP_TIMEOUT)
+        )
+        if ref is None:
+            raise LookupError(f"no running actor {name!r}")
+        return ref
+
     def store(self, account: str) -> pykka.ActorRef[Any]:
         """The StoreActor of an account (for setup work such as setting a password)."""
         ref = cast(
@@ -597,10 +625,15 @@ class RunningServer:
             self.supervisor.stop(block=True, timeout=STOP_TIMEOUT)
 
 
-def start_server(config: Config, log: logging.Logger | None = None) -> RunningServer:
+def start_server(
+    config: Config,
+    log: logging.Logger | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> RunningServer:
     """Start the whole actor tree in this process; raise if any part fails to start."""
     log = log or logging.getLogger("mailactors.supervisor")
-    ref = Supervisor.start(config, log)
+    ref = Supervisor.start(config, log, clock)
     try:
         bound = cast(list[BoundService], ref.ask(StartTree(), timeout=START_TIMEOUT * 4))
     except BaseException:

@@ -42,6 +42,13 @@ data_dir: {_quoted(data_dir)}
 log_level: info
 # Development mode: any password works for the local account, all mail is delivered to it.
 localserve: true
+# Outgoing mail goes to this server's own SMTP listener; true delivers to the real MX hosts.
+deliver_to_mx: false
+# Incoming mail is checked (SPF, DKIM, DMARC) and DMARC evaluations are stored, but
+# no aggregate reports are sent unless this is false.
+no_outgoing_dmarc_reports: true
+# TLS results of deliveries are recorded, but no TLS reports are sent unless this is false.
+no_outgoing_tls_reports: true
 # Account and mailbox that receive mail for postmaster.
 postmaster:
   # Account receiving postmaster mail.

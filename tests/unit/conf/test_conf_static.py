@@ -42,7 +42,7 @@ accounts:
 """
 
 KNOWN_TOP = (
-    "hostname, data_dir, log_level, package_log_levels, localserve, postmaster, host_tlsrpt, "
+    "hostname, data_dir, log_level, package_log_levels, localserve, deliver_to_mx, postmaster, host_tlsrpt, "
     "no_outgoing_tls_reports, no_outgoing_dmarc_reports, dns, workers, tls, listeners"
 )
 
