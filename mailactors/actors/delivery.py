@@ -72,8 +72,8 @@ from mailactors.storage.tlsrptdb import ResultEntry
 
 __all__ = ["REPORT_KINDS", "Deliverer", "LocalPolicyCache", "PolicyCacheAccess"]
 
-# RFC 8460 section 3: "reports ... SHOULD NOT" be about the delivery of reports;
-# message kinds (QueueMessage.kind) whose TLS results are counted but not reported.
+# RFC 8460 section 5.3: the sessions that deliver reports are not themselves reported;
+# the message kinds (QueueMessage.kind) whose TLS results are counted, never reported.
 REPORT_KINDS = frozenset({"dmarc-report", "tls-report"})
 
 # RFC 8460 4.3 "failure-reason-code" is free text; ours is the verifier's detail, cut
@@ -83,7 +83,8 @@ MAX_REASON_LENGTH = 200
 # RFC 3463 / RFC 8689 section 5 (IANA): 5.7.30 "REQUIRETLS support required".
 REQUIRETLS_STATUS = "5.7.30"
 
-# RFC 7504 section 2 / RFC 7505 section 4.3: 556 with 5.1.10 for a domain with a null MX.
+# A domain with a null MX: reply code 556 "domain does not accept mail" (RFC 7504
+# section 3) with status 5.1.10 (RFC 7505 section 4.1).
 NULL_MX_CODE = 556
 
 
@@ -268,6 +269,8 @@ class Deliverer:
             return
         hosts = [h.host for h in targets.hosts]
         selection = select(sts.policy, hosts)
+        # "TLS-Required: No" together with REQUIRETLS contradict each other; the
+        # stricter REQUIRETLS wins (here and in _plan).
         relaxed = job.message.tls_required_no and not job.message.requiretls
         candidates = list(selection.candidates)
         if relaxed and selection.mode is StsMode.ENFORCE and sts.policy is not None:
@@ -564,8 +567,9 @@ class Deliverer:
             records = () if isinstance(answer, DnsError) else answer.records
             host_policy = self._tlsa_policy(plan.host, records)
             host_type, host_detail = tls.result_type, tls.detail
-            if plan.dane is DaneMode.ENCRYPT and host_type is None:
-                # RFC 7672 section 3.1.3: no usable TLSA record authenticates anything.
+            if plan.dane is DaneMode.ENCRYPT and result.tls is not None:
+                # RFC 7672 section 3.1.3: no usable TLSA record authenticates anything;
+                # TLS was used, which is all such records can ask for.
                 host_type, host_detail = ResultType.TLSA_INVALID, "no usable TLSA records"
             if host_type is None:
                 attempt.record(TlsResult.success(host_policy), is_host=True)

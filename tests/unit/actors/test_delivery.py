@@ -795,3 +795,78 @@ def test_recipient_outcome_is_temporary_unless_every_failure_was_permanent(
         assert outcome.status == "permanent" and outcome.code == 550
     else:
         assert outcome.status == "temporary" and 400 <= outcome.code < 500
+
+
+def test_dane_with_only_unusable_tlsa_requires_tls_without_authentication(
+    tmp_path: Path, servers: Servers, cache: LocalPolicyCache, ca: Issued
+) -> None:
+    plain = servers.start("127.0.0.2")
+    stranger = make_cert("mx2.example.test")  # untrusted, but TLS is all that is asked
+    tls = servers.start("127.0.0.3", Behavior(tls=server_context(tmp_path, stranger)))
+    records = mx(
+        (10, "mx1.example.test"),
+        (20, "mx2.example.test"),
+        ips={"mx1.example.test": "127.0.0.2", "mx2.example.test": "127.0.0.3"},
+    )
+    unusable = TlsaRecord(1, 1, 1, b"\x00" * 32)  # PKIX-EE: unusable for SMTP (RFC 7672 3.1.3)
+    records[("_25._tcp.mx1.example.test", "TLSA")] = [unusable]
+    records[("_25._tcp.mx2.example.test", "TLSA")] = [unusable]
+    h = harness(
+        records,
+        cache,
+        ca,
+        servers.port,
+        authenticated=frozenset(
+            {
+                DOMAIN,
+                "mx1.example.test",
+                "mx2.example.test",
+                "_25._tcp.mx1.example.test",
+                "_25._tcp.mx2.example.test",
+            }
+        ),
+    )
+    [outcome] = h.deliver(make_job(tmp_path))
+    assert outcome.status == "delivered" and outcome.remote_mta == "mx2.example.test"
+    assert plain.received == [] and tls.received[0].tls
+    host_results = [
+        (e.policy_domain, e.result.failure_details[0].result_type) for e in h.recorded if e.is_host
+    ]
+    assert host_results == [
+        ("mx1.example.test", "starttls-not-supported"),
+        ("mx2.example.test", "tlsa-invalid"),
+    ]
+
+
+def test_failed_handshake_falls_back_to_plaintext_when_opportunistic(
+    tmp_path: Path, servers: Servers, cache: LocalPolicyCache, ca: Issued
+) -> None:
+    broken = server_context(tmp_path, make_cert("mx1.example.test", issuer=ca))
+    broken.set_ciphers("aNULL")  # no cipher suite the client accepts for TLS 1.2
+    broken.maximum_version = ssl.TLSVersion.TLSv1_2
+    server = servers.start("127.0.0.2", Behavior(tls=broken))
+    h = harness(
+        mx((10, "mx1.example.test"), ips={"mx1.example.test": "127.0.0.2"}), cache, ca, servers.port
+    )
+    [outcome] = h.deliver(make_job(tmp_path))
+    assert outcome.status == "delivered"
+    assert server.connections == 2 and not server.received[0].tls
+    [entry] = h.recorded
+    assert entry.result.failure_details[0].result_type == "validation-failure"
+
+
+def test_recording_failure_does_not_undo_delivery(
+    tmp_path: Path, servers: Servers, cache: LocalPolicyCache, ca: Issued
+) -> None:
+    servers.start("127.0.0.2")
+    h = harness(
+        mx((10, "mx1.example.test"), ips={"mx1.example.test": "127.0.0.2"}), cache, ca, servers.port
+    )
+    deliverer = h.deliverer()
+
+    def broken(entries: Sequence[ResultEntry]) -> None:
+        raise RuntimeError("database actor gone")
+
+    deliverer.record_tls = broken
+    [outcome] = deliverer.deliver(make_job(tmp_path))
+    assert outcome.status == "delivered"
