@@ -122,7 +122,11 @@ class CheckedContext(ssl.SSLContext):
         )
         if self.check is None:
             return tls
-        verdict = self.check(peer_chain_der(tls))
+        try:
+            verdict = self.check(peer_chain_der(tls))
+        except BaseException:
+            tls.close()
+            raise
         self.verdict = verdict
         if not verdict.ok and self.enforce:
             tls.close()
