@@ -242,7 +242,11 @@ def prepare_message(
     Adds Date, Message-ID and From when missing; with `extract_recipients` the
     recipients come from To, Cc and Bcc, and Bcc fields are removed.
     """
-    fields, rest = _split_fields(_normalize_lines(data))
+    data = _normalize_lines(data)
+    if data.startswith(b"From "):
+        # An mbox "From sender date" separator line, as some programs write: not a header field.
+        data = data[data.find(b"\r\n") + 2 :]
+    fields, rest = _split_fields(data)
     present = {_field_name(f) for f in fields}
     recipients: list[str] = []
     if extract_recipients:

@@ -72,7 +72,8 @@ def sendmail(conf: Path, message: bytes, *args: str, extract: bool = False) -> t
 
 def test_message_arrives_with_date_and_message_id(served: Served, tmp_path: Path) -> None:
     conf = write_conf(tmp_path / "sendmail.conf", served)
-    code, err = sendmail(conf, b"Subject: cron\n\nbackup done\n.\nlast line\n", "mailactors@localhost")
+    message = b"From root Tue Nov 24 21:00:00 2026\nSubject: cron\n\nbackup done\n.\nlast line\n"
+    code, err = sendmail(conf, message, "mailactors@localhost")
     assert (code, err) == (0, "")
     starttls = write_conf(tmp_path / "starttls.conf", served, tls="starttls")
     assert sendmail(starttls, b"Subject: second\n\nvia STARTTLS\n", "mailactors@localhost") == (0, "")
@@ -81,7 +82,7 @@ def test_message_arrives_with_date_and_message_id(served: Served, tmp_path: Path
     assert b"Subject: cron\r\n" in first and b"\r\n\r\nbackup done\r\n.\r\nlast line\r\n" in first
     assert b"\nDate: Tue, 24 Nov 2026 21:00:00 +0000\r\n" in first
     assert b"\nMessage-ID: <" in first and b"@localhost>\r\n" in first
-    assert b"\nFrom: <mailactors@localhost>\r\n" in first
+    assert b"\nFrom: <mailactors@localhost>\r\n" in first and b"From root" not in first
     assert b"\n\n" not in first.replace(b"\r\n", b"")
     assert b"via STARTTLS" in second
 
