@@ -393,3 +393,19 @@ def test_550_is_permanent(world: World) -> None:
     assert (outcome.status, outcome.code, outcome.enhanced) == ("permanent", 550, "5.1.1")
     assert "no such user" in outcome.text and server.received == []
     assert world.result_types() == ["success"]  # TLS itself went fine
+
+
+def test_dane_ta_with_private_ca(world: World) -> None:
+    private = make_cert("Private Mail CA", ca=True, not_before=NOW - 400 * DAY)
+    leaf = make_cert(MX1, issuer=private)
+    server = world.servers.start(IP1, Behavior(tls=server_context(world.tmp, leaf, private)))
+    world.mx((10, MX1, IP1))
+    spki = private.cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    world.add(f"_25._tcp.{MX1}", "TLSA", f"2 1 1 {hashlib.sha256(spki).hexdigest()}")
+    world.authenticated.add(DOMAIN)
+    [outcome] = world.deliver()
+    # The private CA is not a PKIX trust anchor, but the TLSA record makes it one.
+    assert outcome.status == "delivered" and server.received[0].tls
+    assert world.result_types(is_host=True) == ["success"]
