@@ -69,6 +69,11 @@ def _when(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _when_ms(milliseconds: int) -> str:
+    """The queue's times are milliseconds since the epoch."""
+    return _when(milliseconds // 1000)
+
+
 def _dt(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -210,7 +215,7 @@ def queue(data_dir: Path, log: logging.Logger, done: str) -> dict[str, object]:
                 messages.append(
                     {
                         "id": m.id,
-                        "queued": _when(m.queued_at),
+                        "queued": _when_ms(m.queued_at),
                         "sender": m.sender or "<>",
                         "size": m.size,
                         "kind": m.kind,
@@ -219,7 +224,7 @@ def queue(data_dir: Path, log: logging.Logger, done: str) -> dict[str, object]:
                                 "id": r.id,
                                 "address": r.address,
                                 "attempts": r.attempts,
-                                "next_attempt": _when(r.next_attempt),
+                                "next_attempt": _when_ms(r.next_attempt),
                                 "last_error": r.last_error or "",
                                 "held": r.held,
                             }

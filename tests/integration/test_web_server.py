@@ -24,7 +24,7 @@ from browser.websetup import (  # type: ignore[import-not-found]
     start_web_server,
     web_config,
 )
-from conftest import shared_dns  # type: ignore[import-not-found]
+from support.dnsserver import DnsTestServer  # type: ignore[import-not-found]
 
 from mailactors.actors.supervisor import start_server
 from mailactors.net.https import fetch_policy
@@ -43,9 +43,15 @@ from mailactors.storage.queue import QueueRequest, QueueStore
 TIMEOUT = 10
 
 
+@pytest.fixture(scope="module")
+def nameserver() -> Iterator[str]:
+    with DnsTestServer() as server:
+        yield server.nameserver
+
+
 @pytest.fixture
-def web(tmp_path: Path) -> Iterator[WebServer]:
-    server = start_web_server(tmp_path / "web", shared_dns().nameserver)
+def web(tmp_path: Path, nameserver: str) -> Iterator[WebServer]:
+    server = start_web_server(tmp_path / "web", nameserver)
     try:
         yield server
     finally:
@@ -215,16 +221,16 @@ def test_https_without_tls_client_gets_nothing(web: WebServer) -> None:
     assert not answer.startswith(b"HTTP/")
 
 
-def test_queue_list_and_drop(tmp_path: Path) -> None:
+def test_queue_list_and_drop(tmp_path: Path, nameserver: str) -> None:
     # The queue is written before the server starts: its QueueActor is then the only writer.
-    config, cert = web_config(tmp_path / "web", shared_dns().nameserver)
+    config, cert = web_config(tmp_path / "web", nameserver)
     source = tmp_path / "msg.eml"
     source.write_bytes(b"From: a@localhost\r\nSubject: queued\r\n\r\nhi\r\n")
     store = QueueStore(config.static.data_dir / "queue", logging.getLogger("mailactors.tests"))
     store.init()
     try:
         request = QueueRequest(sender="a@localhost", recipients=("x@example.invalid",))
-        message_id = store.enqueue(source, request, int(datetime.now(UTC).timestamp()))
+        message_id = store.enqueue(source, request, int(datetime.now(UTC).timestamp() * 1000))
         ids = [r.id for r in store.recipients(message_id)]
         store.hold(ids)
     finally:
