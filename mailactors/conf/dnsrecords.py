@@ -121,7 +121,8 @@ def _service_port(config: Config, service: str) -> int | None:
     return None
 
 
-def _dkim_records(domain: Domain) -> list[DnsRecord]:
+def _dkim_records(domain: Domain, name: str) -> list[DnsRecord]:
+    """The key records of the domain's selectors; `name` is the domain as A-labels."""
     out: list[DnsRecord] = []
     if domain.dkim is None:
         return out
@@ -136,7 +137,7 @@ def _dkim_records(domain: Domain) -> list[DnsRecord]:
         signing = " (used for signing)" if selector.name in domain.dkim.sign else ""
         out.append(
             DnsRecord(
-                f"{selector.name}._domainkey.{domain.name}",
+                f"{selector.name}._domainkey.{name}",
                 "TXT",
                 dns_txt_record(key),
                 f"DKIM public key, {key.algorithm}, selector {selector.name}{signing} (RFC 6376 3.6)",
@@ -192,7 +193,7 @@ def records_for(
                 "SPF for the host name, checked for the EHLO identity (RFC 7208 2.3)",
             )
         )
-    out += _dkim_records(dom)
+    out += _dkim_records(dom, name)
     dmarc = f"{dom.dmarc.localpart}@{name}" if dom.dmarc else postmaster
     out.append(
         DnsRecord(

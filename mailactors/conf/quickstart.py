@@ -29,6 +29,7 @@ from typing import TextIO
 
 from mailactors.conf import names
 from mailactors.conf.dnsrecords import DnsRecord, records_for, zone_text
+from mailactors.conf.errors import ConfigErrors
 from mailactors.conf.load import DOMAINS_FILE, STATIC_FILE, load_config
 from mailactors.conf.tlscert import self_signed_certificate
 from mailactors.protocol.dkim import generate_private_key
@@ -321,7 +322,7 @@ def quickstart(
         address=address,
         selectors=selectors,
         policy_id=now.strftime("%Y%m%d%H%M%S"),
-        hostname=host,
+        hostname=names.domain_to_ascii(host),  # RFC 8461 3.2: mx patterns are A-labels
     )
     write_file_atomic(domains_path, domains_text.encode("utf-8"))
     static_text = _static_text(
@@ -330,7 +331,12 @@ def quickstart(
     write_file_atomic(static_path, static_text.encode("utf-8"))
     written += [domains_path, static_path]
     # Loading what we wrote checks it as `mailactors config test` would.
-    config = load_config(static_path)
+    try:
+        config = load_config(static_path)
+    except ConfigErrors as exc:
+        raise QuickstartError(
+            "the written configuration does not load:\n" + "\n".join(map(str, exc.errors))
+        ) from exc
     password = password or generate_password()
     _store_password(config.static.data_dir, account, password)
     written.append(config.static.data_dir / "accounts" / account / "index.db")

@@ -179,3 +179,13 @@ def test_run_quickstart_prints_password_and_records(tmp_path: Path) -> None:
     assert err.getvalue() == ""
     assert run_quickstart("you@example.com", tmp_path, None, out, err) == 1
     assert "refusing to overwrite" in err.getvalue()
+
+
+def test_unicode_domain_records_are_a_labels(tmp_path: Path) -> None:
+    result = quickstart("jö@exämple.com", directory=tmp_path, now=NOW)
+    assert check_config(result.config_path) == []
+    assert all(r.name.isascii() and r.value.isascii() for r in result.records)
+    assert "2026a._domainkey.xn--exmple-cua.com" in {r.name for r in result.records}
+    config = load_config(result.config_path)
+    mta_sts = config.domains.domains["exämple.com"].mta_sts
+    assert mta_sts is not None and mta_sts.mx == ("mail.xn--exmple-cua.com",)
