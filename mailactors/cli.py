@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     vd.add_argument("datadir", metavar="DATADIR", help="data directory to check")
 
+    sub.add_parser(
+        "setadminpassword",
+        help="set the password of the admin web pages (asked twice, or one line from a pipe)",
+    )
+
     gt = sub.add_parser("gentestdata", help="write a deterministic data directory for tests")
     gt.add_argument("dir", metavar="DIR", help="new or empty directory to write")
 
@@ -254,6 +259,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             environ=os.environ,
             now=datetime.now(UTC).astimezone(),
         )
+    if args.command == "setadminpassword":
+        from mailactors.conf import find_config_file
+        from mailactors.web.setpassword import run_setadminpassword
+
+        path = find_config_file(args.config, os.environ, Path.cwd())
+        return run_setadminpassword(path, sys.stdin, sys.stdout, sys.stderr)
     raise AssertionError(f"unhandled command {args.command}")
 
 
