@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from support.dnsserver import DnsTestServer  # type: ignore[import-not-found]
 
 from mailactors.actors.dnscheck import (
@@ -22,6 +24,7 @@ from mailactors.conf.dnsrecords import DnsRecord, records_for, zone_text
 from mailactors.conf.quickstart import quickstart
 from mailactors.net.resolver import DnsResolver
 from mailactors.protocol.dkim import dns_txt_record, generate_private_key, load_private_key
+from mailactors.protocol.dns import InMemoryResolver
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +195,35 @@ def test_run_dnscheck_exit_codes(config: Config, published: DnsTestServer) -> No
         assert main(["-config", str(path), "config", "dnscheck", "example.com"]) == 1
     finally:
         config.path.write_text(original)
+
+
+_TXT_KINDS = [
+    DnsRecord("example.com", "TXT", "v=spf1 mx -all", "spf"),
+    DnsRecord("s._domainkey.example.com", "TXT", "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", "dkim"),
+    DnsRecord("_dmarc.example.com", "TXT", "v=DMARC1; p=reject; rua=mailto:d@example.com", "dmarc"),
+    DnsRecord("_mta-sts.example.com", "TXT", "v=STSv1; id=1", "sts"),
+    DnsRecord("_smtp._tls.example.com", "TXT", "v=TLSRPTv1; rua=mailto:t@example.com", "tlsrpt"),
+]
+
+
+@given(
+    kind=st.sampled_from(_TXT_KINDS),
+    found=st.lists(
+        st.one_of(
+            st.text(max_size=60),
+            st.sampled_from(["v=spf1", "v=DKIM1; p=", "v=DMARC1", "v=STSv1;", "v=TLSRPTv1; rua="]).flatmap(
+                lambda prefix: st.text(max_size=40).map(lambda rest: prefix + rest)
+            ),
+        ),
+        max_size=4,
+    ),
+)
+def test_txt_comparison_never_crashes(kind: DnsRecord, found: list[str]) -> None:
+    resolver = InMemoryResolver({(kind.name, "TXT"): found})
+    check = check_record(kind, resolver)
+    assert check.status in ("ok", "missing", "wrong")
+    assert check.found == tuple(found)
+    if check.status != "ok":
+        assert check.detail
+    if kind.value in found and len(found) == 1:
+        assert check.status == "ok"
