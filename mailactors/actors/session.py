@@ -319,19 +319,21 @@ class SmtpSessionActor(ConnectionSession):
         if found is not None:
             account, destination = found
             recipient = Recipient(str(parsed), account.name, destination.mailbox, data_reply)
+        elif self._is_submission() and parsed.domain not in domains.domains:
+            # Submitted mail for other domains goes to the queue (localserve's queue
+            # delivers it to its own SMTP listener unless deliver_to_mx is set).
+            if self.services.queue is None:
+                self.smtp.respond(Reply(451, "4.3.0", "outgoing queue unavailable"))
+                return
+            self.tx.remote.append(str(parsed))
+            self.smtp.respond(None)
+            return
         elif self.localserve:
             # localserve delivers mail for any other recipient to its one account.
             name = next(iter(domains.accounts))
             recipient = Recipient(str(parsed), name, "Inbox", data_reply)
         elif parsed.domain in domains.domains:
             self.smtp.respond(Reply(550, "5.1.1", "no such user"))
-            return
-        elif self._is_submission() and (self.account is not None or self.localserve):
-            if self.services.queue is None:
-                self.smtp.respond(Reply(451, "4.3.0", "outgoing queue unavailable"))
-                return
-            self.tx.remote.append(str(parsed))
-            self.smtp.respond(None)
             return
         else:
             # Never an open relay (RFC 5321 3.6.1, RFC 2505): only our own domains.

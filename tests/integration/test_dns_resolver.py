@@ -284,3 +284,20 @@ def test_records_argument_and_runtime_failure_sets() -> None:
         server.servfail.clear()
         server.authenticated.add("example.com")
         assert r.txt("_DMARC.example.com").authenticated
+
+
+def test_added_records_with_names_in_their_values() -> None:
+    """add() of MX and CNAME values: names in the data stay absolute."""
+    from support.dnsserver import DnsTestServer  # type: ignore[import-not-found]
+
+    from mailactors.net.resolver import DnsResolver
+
+    with DnsTestServer() as server:
+        server.add("example.test", "MX", "10 mx.example.test.")
+        server.add("alias.example.test", "CNAME", "mx.example.test.")
+        server.add("mx.example.test", "A", "192.0.2.7")
+        resolver = DnsResolver([server.nameserver], timeout=2, lifetime=4)
+        assert [(m.preference, m.host) for m in resolver.mx("example.test").records] == [
+            (10, "mx.example.test")
+        ]
+        assert [str(a) for a in resolver.a("alias.example.test").records] == ["192.0.2.7"]

@@ -98,7 +98,7 @@ class DnsTestServer:
             rdata: dns.rdata.Rdata = dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, key[1], strings)
         else:
             assert isinstance(value, str)
-            rdata = dns.rdata.from_text(dns.rdataclass.IN, key[1], value, origin=dns.name.root)
+            rdata = dns.rdata.from_text(dns.rdataclass.IN, key[1], value, origin=dns.name.root, relativize=False)
         with self._lock:
             rdataset = self._data.setdefault(key, dns.rdataset.Rdataset(dns.rdataclass.IN, key[1]))
             rdataset.add(rdata, self.ttl if ttl is None else ttl)
