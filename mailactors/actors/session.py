@@ -316,6 +316,8 @@ class SmtpSessionActor(ConnectionSession):
             data_reply = localserve_reply(parsed.localpart, None)
         domains = self.services.config.domains
         found = domains.account_for_address(str(parsed))
+        if found is None:
+            found = self.services.config.host_tlsrpt_destination(str(parsed))
         if found is not None:
             account, destination = found
             recipient = Recipient(str(parsed), account.name, destination.mailbox, data_reply)

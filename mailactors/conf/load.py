@@ -63,13 +63,27 @@ class Config:
     path: Path
     domains_path: Path
 
+    def host_tlsrpt_destination(self, address: str) -> tuple[Account, Destination] | None:
+        """The account receiving TLS reports about our host (host_tlsrpt), when `address`
+        is its address "<localpart>@<hostname>" (the rua of _smtp._tls.<hostname>)."""
+        host = self.static.host_tlsrpt
+        if host is None:
+            return None
+        localpart, _, domain = address.rpartition("@")
+        if localpart != host.localpart or domain.lower() != self.static.hostname.lower():
+            return None
+        account = self.domains.accounts.get(host.account)
+        if account is None:
+            return None
+        return account, Destination(address=address, mailbox=host.mailbox)
+
     def account_for_address(self, address: str) -> tuple[Account, Destination] | None:
         """Find the account and destination for an address (see DomainsConfig.account_for_address).
 
         In localserve mode with a single account, every address that matches no
         destination is delivered to that account's first destination (catch-all).
         """
-        found = self.domains.account_for_address(address)
+        found = self.domains.account_for_address(address) or self.host_tlsrpt_destination(address)
         if found is not None or not self.static.localserve or len(self.domains.accounts) != 1:
             return found
         (account,) = self.domains.accounts.values()

@@ -139,3 +139,13 @@ def test_ca_cert_missing(tmp_path: Path) -> None:
     path = write(tmp_path, DOMAINS, STATIC.replace("ca.pem", "nope.pem"))
     errors = [str(e) for e in check_config(path)]
     assert len(errors) == 1 and "tls.ca_certs[0]" in errors[0] and "nope.pem" in errors[0], errors
+
+
+def test_host_tlsrpt_address_is_delivered(tmp_path: Path) -> None:
+    static = STATIC + "host_tlsrpt: {account: admin, localpart: tls-reports-host}\n"
+    config = load_config(write(tmp_path, DOMAINS, static))
+    found = config.account_for_address("tls-reports-host@MAIL.example.com")
+    assert found is not None
+    assert (found[0].name, found[1].mailbox) == ("admin", "TLSRPT")
+    assert config.host_tlsrpt_destination("tls-reports-host@example.com") is None
+    assert config.host_tlsrpt_destination("other@mail.example.com") is None
