@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -42,6 +43,7 @@ from mailactors.web.backend import BackendUnavailable
 
 __all__ = [
     "HTTP_IDLE_TIMEOUT",
+    "HTTP_REQUEST_TIMEOUT",
     "ActorWebBackend",
     "AddHttpsTlsReport",
     "HttpListenerSettings",
@@ -52,6 +54,9 @@ __all__ = [
 # A client that sends nothing for this long is disconnected (no RFC number;
 # RFC 9112 9.8 lets a server close idle connections at any time).
 HTTP_IDLE_TIMEOUT = 60.0
+# A request must arrive whole within this time from its first byte, so a client
+# trickling bytes cannot hold a session for ever (answered 408, RFC 9110 15.5.9).
+HTTP_REQUEST_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +149,7 @@ class HttpSessionActor(ConnectionSession):
         self.http = http.HttpServer()
         self.app = self._make_app()
         self.counted = False
+        self.request_started: float | None = None  # monotonic time of a request's first byte
 
     def _make_app(self) -> WebApp:
         backend = ActorWebBackend(self.services, self.resolver)
@@ -214,10 +220,20 @@ class HttpSessionActor(ConnectionSession):
             self._close()
             return
         if plain:
+            if self.request_started is None:
+                self.request_started = time.monotonic()
+            elif time.monotonic() - self.request_started > HTTP_REQUEST_TIMEOUT:
+                self.log.info("request too slow")
+                failure = http.HttpFailure(408, "request took too long")
+                self._send(self.http.failure_response(failure, datetime.now(UTC)))
+                self._close()
+                return
             self.http.receive_data(plain)
         if eof:
             self.http.receive_data(b"")
         self._pump()
+        if self.http.idle:
+            self.request_started = None
         if not eof and not self.closing:
             self.conn.want_more()
 

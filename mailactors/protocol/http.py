@@ -55,6 +55,7 @@ _REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     429: "Too Many Requests",
@@ -296,7 +297,11 @@ class HttpServer:
     @property
     def idle(self) -> bool:
         """No request has started since the last response (for a clean shutdown)."""
-        return self._request is None and self._h11.their_state is h11.IDLE
+        return (
+            self._request is None
+            and self._h11.their_state is h11.IDLE
+            and not self._h11.trailing_data[0]
+        )
 
 
 def _content_length(event: h11.Request) -> int | None:

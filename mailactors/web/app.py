@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
 from mailactors import metrics as metrics_module
-from mailactors.conf import Config, Domain
+from mailactors.conf import Config, Domain, names
 from mailactors.conf.dnsrecords import mta_sts_policy_text
 from mailactors.protocol.http import HttpRequest, HttpResponse
 from mailactors.protocol.sasl.scram import ScramCredentials, verify_password
@@ -163,7 +163,7 @@ class WebApp:
     def _route(self, request: HttpRequest, ctx: RequestContext) -> HttpResponse:
         host = request.host.rstrip(".")
         if host.startswith("mta-sts."):
-            domain = self.config.domains.domains.get(host.removeprefix("mta-sts."))
+            domain = self._our_domain(host.removeprefix("mta-sts."))
             if domain is not None:
                 return self._mta_sts(request, domain)
         if request.path == TLSRPT_PATH:
@@ -195,6 +195,14 @@ class WebApp:
         return self._html(404, "error.html", admin, message="No such page.")
 
     # --- helpers ----------------------------------------------------------------------
+
+    def _our_domain(self, name: str) -> Domain | None:
+        """The configured domain a host name part means (A-labels match Unicode names)."""
+        try:
+            key = names.normalize_domain(name)
+        except ValueError:
+            return None
+        return self.config.domains.domains.get(key)
 
     def _not_allowed(self, allow: str) -> HttpResponse:
         return text_response(405, "method not allowed\n", ("Allow", allow))

@@ -11,6 +11,7 @@ import logging
 import re
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -274,3 +275,17 @@ def test_self_signed_certificate_refused_by_default_context(web: WebServer) -> N
             conn.request("GET", "/login")
     finally:
         conn.close()
+
+
+def test_slow_request_gets_408(web: WebServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mailactors.actors.web as web_actor
+
+    monkeypatch.setattr(web_actor, "HTTP_REQUEST_TIMEOUT", 0.2)
+    with socket.create_connection(("127.0.0.1", web.http_port), timeout=TIMEOUT) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        time.sleep(0.4)
+        sock.sendall(b"Host: x\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")

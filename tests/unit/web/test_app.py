@@ -447,3 +447,39 @@ def test_no_admin_password_means_no_login(
     r = app.handle(form("POST", "/login", {"password": ADMIN_PASSWORD}, ("origin", ORIGIN)), LOCAL)
     assert r.status == 403
     assert b"setadminpassword" in r.body
+
+
+def test_pages_over_generated_data(tmp_path: Path, config: Config, backend: FakeBackend) -> None:
+    """Every list and detail page renders the databases gentestdata writes."""
+    import dataclasses
+
+    from mailactors.storage.gentestdata import generate_dmarc, generate_queue, generate_tls
+
+    log = logging.getLogger("mailactors.tests.web")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    generate_dmarc(data_dir, log)
+    generate_tls(data_dir, log)
+    generate_queue(data_dir, log)
+    (data_dir / "adminpasswd").write_bytes((config.static.data_dir / "adminpasswd").read_bytes())
+    static = dataclasses.replace(config.static, data_dir=data_dir)
+    app = WebApp(dataclasses.replace(config, static=static), backend, b"K" * 32, log)
+    cookie = login(app)
+    dmarc = get(app, "/dmarc/reports", cookie)
+    assert dmarc.status == 200 and b"gentestdata" not in dmarc.body.split(b"<h2>Reports")[0]
+    link = re.search(rb'href="(/dmarc/reports/\d+)"', dmarc.body)
+    assert link is not None
+    detail = get(app, link.group(1).decode(), cookie)
+    assert detail.status == 200 and b"gentestdata-1" in detail.body
+    tls = get(app, "/tlsrpt/reports", cookie)
+    link = re.search(rb'href="(/tlsrpt/reports/\d+)"', tls.body)
+    assert link is not None
+    assert b"gentestdata-tls-1" in get(app, link.group(1).decode(), cookie).body
+    results = get(app, "/tlsrpt/results", cookie)
+    assert results.status == 200 and b"No results collected" not in results.body
+    queue = get(app, "/queue", cookie)
+    assert queue.status == 200 and b"The queue is empty" not in queue.body
+    overview = get(app, "/", cookie)
+    assert b"message(s) in the queue" in overview.body and b">0 message(s)" not in overview.body
+    metrics = get(app, "/metrics")
+    assert re.search(rb"mailactors_queue_messages [1-9]", metrics.body)

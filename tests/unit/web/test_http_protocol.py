@@ -179,3 +179,17 @@ def test_any_bytes_never_crash(chunks: list[bytes]) -> None:
             continue
         if event is http.CONNECTION_CLOSED:
             return
+
+
+def test_idle_only_without_a_started_request() -> None:
+    s = HttpServer()
+    assert s.idle
+    s.receive_data(b"GET / HTTP/1.1\r\n")
+    assert s.next_event() is http.NEED_DATA
+    assert not s.idle
+    s.receive_data(b"Host: a\r\n\r\n")
+    request_of(s)
+    assert not s.idle
+    s.send_response(HttpResponse(204), NOW)
+    assert s.start_next_request()
+    assert s.idle
