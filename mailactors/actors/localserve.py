@@ -49,9 +49,6 @@ def ensure_localserve_files(directory: Path, ip: str, log: logging.Logger) -> Pa
     write_file_atomic(directory / "localserve-key.pem", key_pem, mode=0o600)
     write_file_atomic(directory / "localserve-cert.pem", cert_pem)
     write_file_atomic(directory / "domains.conf", texts["domains.conf"].encode())
-    # The admin pages' password (see `mailactors setadminpassword` to change it).
-    if read_admin_credentials(directory / "data") is None:
-        write_admin_password(directory / "data", LOCALSERVE_PASSWORD)
     # mailactors.conf last: its presence marks a complete first run.
     write_file_atomic(conf_path, texts["mailactors.conf"].encode())
     log.info("wrote localserve configuration", extra={"dir": str(directory)})
@@ -99,6 +96,10 @@ def run_localserve(directory: Path | None, ip: str | None, stop: threading.Event
     if ip is not None:
         config = override_ip(config, ip)
     configure_logging(config.static.log_level, config.static.package_log_levels)
+    # The admin pages' password (`mailactors setadminpassword` changes it).
+    if read_admin_credentials(config.static.data_dir) is None:
+        config.static.data_dir.mkdir(parents=True, exist_ok=True)
+        write_admin_password(config.static.data_dir, LOCALSERVE_PASSWORD)
     try:
         server = start_server(config)
     except OSError as exc:
