@@ -41,7 +41,7 @@ from mailactors.actors.services import Services, UpdateServices
 from mailactors.actors.session import SmtpListenerSettings, SmtpSessionActor
 from mailactors.actors.store import StoreActor
 from mailactors.actors.tls import server_tls_context
-from mailactors.actors.web import HttpListenerSettings, http_factory
+from mailactors.actors.web import HttpListenerSettings, http_factory, serves_admin
 from mailactors.conf import Config
 from mailactors.net.resolver import DnsResolver
 from mailactors.net.tlstrust import load_trust
@@ -59,6 +59,7 @@ REPORT_DATABASES: dict[str, tuple[str, Callable[[Path, logging.Logger], Any]]] =
 }
 
 START_TIMEOUT = 30.0
+SMTP_PORT = 25
 # `sendreports` looks up and queues every due report before answering.
 REPORT_TIMEOUT = 600.0
 STOP_TIMEOUT = 30.0
@@ -150,12 +151,18 @@ def _windows() -> bool:
 
 class Supervisor(pykka.ThreadingActor):
     def __init__(
-        self, config: Config, log: logging.Logger, clock: Callable[[], float] = time.time
+        self,
+        config: Config,
+        log: logging.Logger,
+        clock: Callable[[], float] = time.time,
+        delivery_port: int = SMTP_PORT,
     ) -> None:
         super().__init__()
         self.config = config
         self.log = log
         self.clock = clock  # for the queue's and the reporter's schedules (tests inject one)
+        # The port of other servers' SMTP (RFC 5321 4.5.4.2); tests run them elsewhere.
+        self.delivery_port = delivery_port
         self.state = _State()
         self.services: Services | None = None
         self.bound: list[BoundService] = []
@@ -376,7 +383,12 @@ class Supervisor(pykka.ThreadingActor):
                     continue
                 assert self.inbound is not None
                 web_factory = http_factory(
-                    HttpListenerSettings(kind=kind, tls=listener.tls, key=web_key),
+                    HttpListenerSettings(
+                        kind=kind,
+                        tls=listener.tls,
+                        key=web_key,
+                        admin=serves_admin(listener.ips),
+                    ),
                     http_log,
                     self.inbound.resolver,
                 )
@@ -439,6 +451,8 @@ class Supervisor(pykka.ThreadingActor):
             our_domains=lambda domain: domain.lower() in self.config.domains.domains,
             log=logging.getLogger("mailactors.delivery"),
             local_target=self._local_smtp_target(),
+            smtp_port=self.delivery_port,
+            clock=self.clock,
         )
         queue_log = logging.getLogger("mailactors.queue")
         notifier = DsnNotifier(self.config)
@@ -630,10 +644,15 @@ def start_server(
     log: logging.Logger | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    delivery_port: int = SMTP_PORT,
 ) -> RunningServer:
-    """Start the whole actor tree in this process; raise if any part fails to start."""
+    """Start the whole actor tree in this process; raise if any part fails to start.
+
+    `clock` drives the queue's and the reporter's schedules; `delivery_port` is where
+    other servers' SMTP is reached (25; tests use their own ports).
+    """
     log = log or logging.getLogger("mailactors.supervisor")
-    ref = Supervisor.start(config, log, clock)
+    ref = Supervisor.start(config, log, clock, delivery_port)
     try:
         bound = cast(list[BoundService], ref.ask(StartTree(), timeout=START_TIMEOUT * 4))
     except BaseException:

@@ -10,9 +10,11 @@ timeout to the auth limiter, the queue and the "tlsrpt" DatabaseActor.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -49,6 +51,7 @@ __all__ = [
     "HttpListenerSettings",
     "HttpSessionActor",
     "http_factory",
+    "serves_admin",
 ]
 
 # A client that sends nothing for this long is disconnected (no RFC number;
@@ -70,6 +73,19 @@ class HttpListenerSettings:
     kind: str  # "http" or "https"
     tls: str | None  # name of the TLS key/cert; https needs it
     key: bytes
+    admin: bool = True  # serve the admin pages (see serves_admin)
+
+
+def serves_admin(ips: Sequence[str]) -> bool:
+    """The admin pages are served on listeners bound to loopback addresses only.
+
+    Public HTTPS listeners (MTA-STS policies, TLS report POSTs) show no login page
+    to the internet; reach the admin pages through an SSH tunnel.
+    """
+    try:
+        return bool(ips) and all(ipaddress.ip_address(ip).is_loopback for ip in ips)
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +169,13 @@ class HttpSessionActor(ConnectionSession):
 
     def _make_app(self) -> WebApp:
         backend = ActorWebBackend(self.services, self.resolver)
-        return WebApp(self.services.config, backend, self.settings.key, self.log.logger)
+        return WebApp(
+            self.services.config,
+            backend,
+            self.settings.key,
+            self.log.logger,
+            admin=self.settings.admin,
+        )
 
     # --- lifecycle ------------------------------------------------------------------
 

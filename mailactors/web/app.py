@@ -141,6 +141,8 @@ class WebApp:
         key: bytes,
         log: logging.Logger,
         metrics: metrics_module.Metrics | None = None,
+        *,
+        admin: bool = True,
     ) -> None:
         self.config = config
         self.backend = backend
@@ -148,6 +150,8 @@ class WebApp:
         self.log = log
         self.metrics = metrics or metrics_module.current()
         self.data_dir: Path = config.static.data_dir
+        # False on public listeners: only the MTA-STS policy and TLS report POSTs.
+        self.admin = admin
 
     # --- entry ------------------------------------------------------------------------
 
@@ -168,6 +172,8 @@ class WebApp:
                 return self._mta_sts(request, domain)
         if request.path == TLSRPT_PATH:
             return self._tlsrpt_post(request, ctx)
+        if not self.admin:
+            return text_response(404, "not found\n")
         if request.path == "/static/style.css":
             return self._static(request)
         if request.path == "/login":

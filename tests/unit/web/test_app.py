@@ -483,3 +483,27 @@ def test_pages_over_generated_data(tmp_path: Path, config: Config, backend: Fake
     assert b"message(s) in the queue" in overview.body and b">0 message(s)" not in overview.body
     metrics = get(app, "/metrics")
     assert re.search(rb"mailactors_queue_messages [1-9]", metrics.body)
+
+
+def test_public_listener_serves_no_admin_pages(config: Config, backend: FakeBackend) -> None:
+    from mailactors.actors.web import serves_admin
+
+    assert serves_admin(["127.0.0.1", "::1"])
+    assert not serves_admin(["127.0.0.1", "0.0.0.0"])
+    assert not serves_admin(["192.0.2.1"])
+    assert not serves_admin([])
+    public = WebApp(config, backend, b"K" * 32, logging.getLogger("t"), admin=False)
+    for target in ("/", "/login", "/metrics", "/static/style.css", "/queue"):
+        assert get(public, target).status == 404, target
+    policy = public.handle(req("GET", "/.well-known/mta-sts.txt", host="mta-sts.localhost"), REMOTE)
+    assert policy.status == 200
+    posted = public.handle(
+        req(
+            "POST",
+            "/tlsrpt",
+            headers=(("content-type", "application/tlsrpt+json"),),
+            body=report_json(make_report("Public", "p1")),
+        ),
+        REMOTE,
+    )
+    assert posted.status == 200
