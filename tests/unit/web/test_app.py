@@ -18,6 +18,8 @@ from urllib.parse import urlencode
 
 import pytest
 from browser.websetup import ADMIN_PASSWORD, web_config  # type: ignore[import-not-found]
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailactors.conf import Config
 from mailactors.protocol.dns import InMemoryResolver, Resolver
@@ -507,3 +509,45 @@ def test_public_listener_serves_no_admin_pages(config: Config, backend: FakeBack
         REMOTE,
     )
     assert posted.status == 200
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"]),
+    path=st.one_of(
+        st.sampled_from(
+            [
+                "/",
+                "/login",
+                "/logout",
+                "/queue",
+                "/tlsrpt",
+                "/metrics",
+                "/dmarc/reports/1",
+                "/tlsrpt/reports/99",
+                "/domains/localhost/dns",
+                "/.well-known/mta-sts.txt",
+            ]
+        ),
+        st.text(min_size=1, max_size=40).map(lambda t: "/" + t),
+    ),
+    host=st.sampled_from(["admin.test", "mta-sts.localhost", "mta-sts.", "", "mta-sts.xn--"]),
+    ctype=st.sampled_from(
+        [
+            "application/x-www-form-urlencoded",
+            "application/tlsrpt+json",
+            "application/tlsrpt+gzip",
+            "",
+        ]
+    ),
+    body=st.binary(max_size=300),
+    cookie=st.text(max_size=60),
+)
+def test_any_request_gets_a_deliberate_answer(
+    config: Config, method: str, path: str, host: str, ctype: str, body: bytes, cookie: str
+) -> None:
+    app = WebApp(config, FakeBackend(), b"K" * 32, logging.getLogger("t"))
+    headers = (("content-type", ctype), ("cookie", cookie), ("origin", "http://admin.test"))
+    request = HttpRequest(method, path, path, "", (("host", host), *headers), body)
+    response = app.handle(request, LOCAL)
+    assert response.status in (200, 303, 400, 403, 404, 405, 415, 429, 503)
