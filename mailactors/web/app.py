@@ -174,6 +174,10 @@ class WebApp:
             return self._tlsrpt_post(request, ctx)
         if not self.admin:
             return text_response(404, "not found\n")
+        if not self._admin_host(host):
+            # A page of another site whose name now resolves to us (DNS rebinding)
+            # must not reach the admin pages.
+            return text_response(421, "unknown host name\n")
         if request.path == "/static/style.css":
             return self._static(request)
         if request.path == "/login":
@@ -201,6 +205,18 @@ class WebApp:
         return self._html(404, "error.html", admin, message="No such page.")
 
     # --- helpers ----------------------------------------------------------------------
+
+    def _admin_host(self, host: str) -> bool:
+        """The Host field names this server: an IP address, localhost or our host names."""
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            return True
+        except ValueError:
+            pass
+        static = self.config.static
+        names_ok = {"localhost", static.hostname.lower()}
+        names_ok.update(li.hostname.lower() for li in static.listeners.values() if li.hostname)
+        return host in names_ok
 
     def _our_domain(self, name: str) -> Domain | None:
         """The configured domain a host name part means (A-labels match Unicode names)."""

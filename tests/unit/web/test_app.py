@@ -39,7 +39,7 @@ from mailactors.web.backend import BackendUnavailable
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 LOCAL = RequestContext("127.0.0.1", False, NOW)
 REMOTE = RequestContext("192.0.2.7", True, NOW)
-ORIGIN = "http://admin.test"
+ORIGIN = "http://localhost"
 
 
 @dataclass
@@ -94,7 +94,7 @@ def req(
     method: str,
     target: str,
     *,
-    host: str = "admin.test",
+    host: str = "localhost",
     headers: tuple[tuple[str, str], ...] = (),
     body: bytes = b"",
 ) -> HttpRequest:
@@ -164,7 +164,7 @@ def test_rate_limited_login_not_checked(app: WebApp, backend: FakeBackend) -> No
 
 def test_login_cookie_attributes(app: WebApp, backend: FakeBackend) -> None:
     r = app.handle(
-        form("POST", "/login", {"password": ADMIN_PASSWORD}, ("origin", "https://admin.test")),
+        form("POST", "/login", {"password": ADMIN_PASSWORD}, ("origin", "https://localhost")),
         REMOTE,
     )
     cookie = r.header("set-cookie") or ""
@@ -384,11 +384,9 @@ def test_mta_sts_policy_served_for_our_domain(app: WebApp) -> None:
         app.handle(req("POST", "/.well-known/mta-sts.txt", host="mta-sts.localhost"), REMOTE).status
         == 405
     )
-    # Another host name gets no policy (and no admin pages without login).
-    assert (
-        app.handle(req("GET", "/.well-known/mta-sts.txt", host="mta-sts.other.test"), REMOTE).status
-        == 303
-    )
+    # Another host name gets no policy, and no admin pages either.
+    other = req("GET", "/.well-known/mta-sts.txt", host="mta-sts.other.test")
+    assert app.handle(other, REMOTE).status == 421
 
 
 def post_report(app: WebApp, body: bytes, ctype: str) -> HttpResponse:
@@ -531,7 +529,9 @@ def test_public_listener_serves_no_admin_pages(config: Config, backend: FakeBack
         ),
         st.text(min_size=1, max_size=40).map(lambda t: "/" + t),
     ),
-    host=st.sampled_from(["admin.test", "mta-sts.localhost", "mta-sts.", "", "mta-sts.xn--"]),
+    host=st.sampled_from(
+        ["localhost", "evil.test", "mta-sts.localhost", "mta-sts.", "", "mta-sts.xn--"]
+    ),
     ctype=st.sampled_from(
         [
             "application/x-www-form-urlencoded",
@@ -547,7 +547,20 @@ def test_any_request_gets_a_deliberate_answer(
     config: Config, method: str, path: str, host: str, ctype: str, body: bytes, cookie: str
 ) -> None:
     app = WebApp(config, FakeBackend(), b"K" * 32, logging.getLogger("t"))
-    headers = (("content-type", ctype), ("cookie", cookie), ("origin", "http://admin.test"))
+    headers = (("content-type", ctype), ("cookie", cookie), ("origin", "http://localhost"))
     request = HttpRequest(method, path, path, "", (("host", host), *headers), body)
     response = app.handle(request, LOCAL)
-    assert response.status in (200, 303, 400, 403, 404, 405, 415, 429, 503)
+    assert response.status in (200, 303, 400, 403, 404, 405, 415, 421, 429, 503)
+
+
+def test_admin_pages_only_under_our_host_names(app: WebApp) -> None:
+    cookie = login(app)
+    for host in ("localhost", "127.0.0.1:8080", "[::1]:1080", "LOCALHOST."):
+        assert (
+            app.handle(req("GET", "/", host=host, headers=(("cookie", cookie),)), LOCAL).status
+            == 200
+        )
+    # DNS rebinding: another site's name resolving to us.
+    rebound = req("GET", "/", host="attacker.example:1080", headers=(("cookie", cookie),))
+    assert app.handle(rebound, LOCAL).status == 421
+    assert app.handle(req("GET", "/login", host="attacker.example"), LOCAL).status == 421
