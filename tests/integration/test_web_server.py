@@ -289,3 +289,14 @@ def test_slow_request_gets_408(web: WebServer, monkeypatch: pytest.MonkeyPatch) 
         while chunk := sock.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+
+
+def test_pipelined_requests_answered_in_order(web: WebServer) -> None:
+    answer = raw_exchange(
+        web.http_port,
+        b"GET /static/style.css HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        b"GET /nothing-here HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        b"GET /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    statuses = re.findall(rb"^HTTP/1.1 (\d{3}) ", answer, re.MULTILINE)
+    assert statuses == [b"200", b"303", b"200"]

@@ -564,3 +564,16 @@ def test_admin_pages_only_under_our_host_names(app: WebApp) -> None:
     rebound = req("GET", "/", host="attacker.example:1080", headers=(("cookie", cookie),))
     assert app.handle(rebound, LOCAL).status == 421
     assert app.handle(req("GET", "/login", host="attacker.example"), LOCAL).status == 421
+
+
+def test_bug_in_a_page_is_a_500_not_a_crash(app: WebApp, backend: FakeBackend) -> None:
+    def broken(action: str, ids: tuple[int, ...] | None) -> int:
+        raise RuntimeError("bug")
+
+    backend.queue_control = broken  # type: ignore[method-assign]
+    cookie = login(app)
+    token = csrf_of(get(app, "/", cookie))
+    fields = {"action": "kick", "id": "1", "csrf": token}
+    r = app.handle(form("POST", "/queue", fields, ("cookie", cookie), ("origin", ORIGIN)), LOCAL)
+    assert r.status == 500
+    assert b"bug" not in r.body
