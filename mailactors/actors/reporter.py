@@ -8,7 +8,10 @@ DKIM-signed) when its turn comes, and only then are its evaluations removed
 (RFC 7489 7.2). Once a UTC day has ended, the TLS job does the same with the TLS
 results of that day (RFC 8460 4.1) and also POSTs reports to https: destinations.
 Every hour, cached MTA-STS policies of mode none whose _mta-sts record is gone are
-deleted (RFC 8461 8.3 describes mode none as the way to remove a policy).
+deleted (RFC 8461 8.3 describes mode none as the way to remove a policy), and
+policies that expire within a day are fetched again while their domain still
+publishes a record (RFC 8461 10.2: refresh before expiry, so that a policy does
+not lapse between deliveries); a failed refresh keeps the cached policy.
 `SendReports` (the control socket's `dmarc sendreports` / `tlsrpt sendreports`)
 runs a job at once for the periods that have ended, without spreading.
 
@@ -24,19 +27,21 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pykka
 
 from mailactors.actors.dkimsign import DkimSigner
 from mailactors.actors.messages import Ping, Queued, QueueMessage
+from mailactors.actors.reportdbs import PutPolicy
 from mailactors.actors.reports import OutgoingReport, dmarc_reports, report_day, tls_reports
 from mailactors.actors.services import Services, UpdateServices
 from mailactors.conf import Config
-from mailactors.net.https import post_report
+from mailactors.net.https import PolicyFetchError, fetch_policy, post_report
+from mailactors.net.tlstrust import TrustError, TrustStore, load_trust
 from mailactors.protocol.dns import DnsError, Resolver
-from mailactors.protocol.mtasts import RecordStatus, lookup_record
+from mailactors.protocol.mtasts import RecordStatus, StsPolicyError, lookup_record, parse_policy
 from mailactors.storage.dmarcdb import EvaluationStore
 from mailactors.storage.files import create_spool_file
 from mailactors.storage.mtastsdb import PolicyCache
@@ -52,6 +57,11 @@ MAX_START_DELAY = 600
 MAX_SPACING = 300
 SPREAD_WINDOW = 1800
 ASK_TIMEOUT = 30.0
+# RFC 8461 10.2: cached policies are refreshed ahead of their expiry; those that
+# run out within this time are fetched again by the hourly MTA-STS step.
+STS_REFRESH_WITHIN = timedelta(days=1)
+# One policy fetch (connect, TLS, request, response); RFC 8461 3.3 leaves it to us.
+STS_FETCH_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +105,17 @@ class DeleteNonePolicy:
         return store.delete(self.domain, only_mode_none=True)
 
 
+@dataclass(frozen=True, slots=True)
+class SetPolicyError:
+    """A refresh failed: note why; the cached policy stays in force."""
+
+    domain: str
+    error: str
+
+    def apply(self, store: PolicyCache) -> None:
+        store.set_error(self.domain, self.error)
+
+
 class ReporterActor(pykka.ThreadingActor):
     def __init__(
         self,
@@ -107,6 +128,7 @@ class ReporterActor(pykka.ThreadingActor):
         clock: Callable[[], float] = time.time,
         tick_interval: float | None = TICK_INTERVAL,
         https_post: Callable[[str, bytes], None] | None = None,
+        mtasts_port: int = 443,
     ) -> None:
         super().__init__()
         self.config = config
@@ -116,7 +138,10 @@ class ReporterActor(pykka.ThreadingActor):
         self.log = log
         self.clock = clock
         self.tick_interval = tick_interval
-        self.https_post = https_post or post_report
+        self.https_post = https_post or self._post_report
+        # Where MTA-STS policy hosts listen (RFC 8461 3.3: HTTPS, 443); tests use others.
+        self.mtasts_port = mtasts_port
+        self._trust: TrustStore | None = None
         data = config.static.data_dir
         self.paths = {
             "dmarceval": data / "dmarceval.db",
@@ -185,6 +210,7 @@ class ReporterActor(pykka.ThreadingActor):
         if now >= self.next_sts_cleanup:
             self.next_sts_cleanup = now + HOUR
             self._cleanup_sts()
+            self._refresh_sts(now)
         due = [p for p in self.pending if p[0] <= now]
         self.pending = [p for p in self.pending if p[0] > now]
         for _, report in due:
@@ -318,6 +344,53 @@ class ReporterActor(pykka.ThreadingActor):
                 },
             )
         return ok
+
+    def _trust_store(self) -> TrustStore:
+        """The system CAs plus tls.ca_certs, read once (for policy fetches and POSTs)."""
+        if self._trust is None:
+            self._trust = load_trust(self.config.static.tls_ca_certs)
+        return self._trust
+
+    def _post_report(self, url: str, gzip_body: bytes) -> None:
+        """POST a report, trusting the system CAs and the configured tls.ca_certs."""
+        post_report(url, gzip_body, context=self._trust_store().client_context())
+
+    def _refresh_sts(self, now: float) -> None:
+        """Fetch again the cached policies that expire within STS_REFRESH_WITHIN."""
+        when = datetime.fromtimestamp(now, UTC)
+        cache = PolicyCache(self.paths["mtasts"], self.log, readonly=True)
+        cache.init()
+        try:
+            domains = cache.domains_to_refresh(when, STS_REFRESH_WITHIN)
+        finally:
+            cache.close()
+        db = self.services.databases["mtasts"]
+        for domain in domains:
+            found = lookup_record(self.resolver, domain)
+            if found.record is None:
+                # No record (or no answer): nothing to refresh to. A policy of mode
+                # none is dropped by _cleanup_sts; others run out at max_age
+                # (RFC 8461 5.1: a cached policy stays in force until then).
+                continue
+            try:
+                text = fetch_policy(
+                    domain,
+                    resolver=self.resolver,
+                    trust=self._trust_store(),
+                    port=self.mtasts_port,
+                    timeout=STS_FETCH_TIMEOUT,
+                    now=when,
+                )
+                parse_policy(text)
+            except (PolicyFetchError, StsPolicyError, TrustError) as exc:
+                db.ask(SetPolicyError(domain, str(exc)), timeout=ASK_TIMEOUT)
+                self.log.info(
+                    "refreshing MTA-STS policy failed, keeping the cached one",
+                    extra={"domain": domain, "err": str(exc)},
+                )
+                continue
+            db.ask(PutPolicy(domain, found.record.id, text, when), timeout=ASK_TIMEOUT)
+            self.log.info("refreshed MTA-STS policy", extra={"domain": domain})
 
     def _cleanup_sts(self) -> None:
         cache = PolicyCache(self.paths["mtasts"], self.log, readonly=True)
