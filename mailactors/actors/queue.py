@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import pykka
 
+from mailactors import metrics
 from mailactors.actors.messages import (
     DeliverMessages,
     Delivery,
@@ -329,6 +330,7 @@ class QueueActor(pykka.ThreadingActor):
             detail = f"{outcome.code} {outcome.enhanced} {outcome.text}".strip()
             if outcome.status == "delivered":
                 done.append(rcpt.id)
+                metrics.message_delivered()
                 self.log.info(
                     "delivered",
                     extra={"id": job.message.id, "rcpt": rcpt.address, "mta": outcome.remote_mta},
@@ -342,6 +344,7 @@ class QueueActor(pykka.ThreadingActor):
             )
             if later is None:
                 failed.append(FailedRecipient(rcpt, outcome))
+                metrics.delivery_failed()
                 done.append(rcpt.id)
                 self.log.info(
                     "delivery failed",

@@ -32,6 +32,7 @@ from typing import Any
 
 import pykka
 
+from mailactors import metrics
 from mailactors.actors.dkimsign import DkimSigner
 from mailactors.actors.messages import Ping, Queued, QueueMessage
 from mailactors.actors.reportdbs import PutPolicy
@@ -335,6 +336,7 @@ class ReporterActor(pykka.ThreadingActor):
             spool.discard()
         ok = isinstance(result, Queued) and result.message_id is not None
         if ok:
+            metrics.report_sent("dmarc" if report.kind == "dmarc-report" else "tls")
             self.log.info(
                 "report queued",
                 extra={

@@ -21,6 +21,7 @@ from typing import Any
 
 import pykka
 
+from mailactors import metrics
 from mailactors.actors.connection import TlsError
 from mailactors.actors.inbound import (
     AddDmarcReport,
@@ -669,6 +670,7 @@ class SmtpSessionActor(ConnectionSession):
             queued = [r.message_id for r in results if isinstance(r, Queued)]
             self.log.info("message delivered", extra={"to": uids, "queued": queued})
             reply = Reply(250, "2.0.0", "message accepted")
+            metrics.message_received(self.settings.kind)
         self._discard_spool()
         self.smtp.respond(reply)
         self._resume()

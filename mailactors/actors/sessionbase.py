@@ -13,6 +13,7 @@ from typing import Any
 
 import pykka
 
+from mailactors import metrics
 from mailactors.actors.connection import Connection, ConnectionLog, TlsError
 from mailactors.actors.messages import (
     AuthAllowed,
@@ -54,6 +55,7 @@ class ConnectionSession(pykka.ThreadingActor):
         self.conn: Connection | None = None
         self.closing = False
         self.localserve = services.config.static.localserve
+        self.metrics_kind: str | None = None  # set while the session counts in metrics
 
     def _open_connection(
         self, kind: str, idle_timeout: float, implicit_tls: ssl.SSLContext | None
@@ -61,6 +63,8 @@ class ConnectionSession(pykka.ThreadingActor):
         """Wrap the socket; with implicit TLS the handshake starts with the first bytes."""
         conn = Connection(self.sock, self.actor_ref, self.log.logger, self.cid, idle_timeout)
         self.conn = conn
+        metrics.session_started(kind)
+        self.metrics_kind = kind
         self.log.info("new connection", extra={"remote": self.peer_ip, "kind": kind})
         if implicit_tls is not None:
             conn.start_tls(implicit_tls)
@@ -74,6 +78,9 @@ class ConnectionSession(pykka.ThreadingActor):
 
     def _end_connection(self) -> None:
         """Close the connection and tell the listener (from on_stop)."""
+        if self.metrics_kind is not None:
+            metrics.session_ended(self.metrics_kind)
+            self.metrics_kind = None
         if self.conn is not None:
             self.conn.close()
         tell_urn(self.listener_urn, SessionEnded(self.actor_urn), self.log.logger)

@@ -17,13 +17,14 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
 import pykka
 
+from mailactors import metrics
 from mailactors.actors.control import CommandError, ControlServer, Handler
 from mailactors.actors.dbactor import DatabaseActor
 from mailactors.actors.delivery import Deliverer
@@ -47,7 +48,7 @@ from mailactors.net.resolver import DnsResolver
 from mailactors.net.tlstrust import load_trust
 from mailactors.storage.dmarcdb import EvaluationStore, ReceivedReportStore
 from mailactors.storage.mtastsdb import PolicyCache
-from mailactors.storage.tlsrptdb import ReceivedTlsReportStore, ResultStore
+from mailactors.storage.tlsrptdb import ReceivedTlsReportStore, ResultEntry, ResultStore
 
 # The report databases in the data directory, each with one DatabaseActor writing it.
 REPORT_DATABASES: dict[str, tuple[str, Callable[[Path, logging.Logger], Any]]] = {
@@ -124,6 +125,17 @@ class StopTree:
 class _State:
     children: dict[str, Child] = field(default_factory=dict)
     listeners: list[pykka.ActorRef[Any]] = field(default_factory=list)
+
+
+def _record_tls(ref: pykka.ActorRef[Any], entries: Sequence[ResultEntry]) -> None:
+    """Hand a delivery attempt's TLS results to tlsrptresult.db's actor, and count them."""
+    for entry in entries:
+        result = entry.result
+        if result.successful:
+            metrics.tls_result("success", result.successful)
+        for detail in result.failure_details:
+            metrics.tls_result(str(detail.result_type), detail.failed_session_count)
+    ref.tell(AddTlsResults(tuple(entries)))
 
 
 def bind_socket(ip: str, port: int) -> socket.socket:
@@ -445,9 +457,7 @@ class Supervisor(pykka.ThreadingActor):
             resolver=resolver,
             trust=load_trust(static.tls_ca_certs),
             policies=ActorPolicyCache(databases["mtasts"]),
-            record_tls=lambda entries: databases["tlsrptresult"].tell(
-                AddTlsResults(tuple(entries))
-            ),
+            record_tls=lambda entries: _record_tls(databases["tlsrptresult"], entries),
             our_domains=lambda domain: domain.lower() in self.config.domains.domains,
             log=logging.getLogger("mailactors.delivery"),
             local_target=self._local_smtp_target(),

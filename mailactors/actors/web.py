@@ -21,7 +21,6 @@ from typing import Any, cast
 
 import pykka
 
-from mailactors import metrics
 from mailactors.actors.connection import TlsError
 from mailactors.actors.listener import SessionFactory
 from mailactors.actors.messages import (
@@ -164,7 +163,6 @@ class HttpSessionActor(ConnectionSession):
         self.resolver = resolver
         self.http = http.HttpServer()
         self.app = self._make_app()
-        self.counted = False
         self.request_started: float | None = None  # monotonic time of a request's first byte
 
     def _make_app(self) -> WebApp:
@@ -187,14 +185,9 @@ class HttpSessionActor(ConnectionSession):
         conn = self._open_connection(
             s.kind, HTTP_IDLE_TIMEOUT, tls_ctx if s.kind == "https" else None
         )
-        metrics.session_started(s.kind)
-        self.counted = True
         conn.start_reader()
 
     def on_stop(self) -> None:
-        if self.counted:
-            self.counted = False
-            metrics.session_ended(self.settings.kind)
         self._end_connection()
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
