@@ -189,9 +189,7 @@ def _dsns(world: Outbound) -> list[bytes]:
 
 
 def test_dead_host_retried_on_schedule_then_delay_and_failure_dsn(tmp_path: Path) -> None:
-    with outbound_server(
-        tmp_path / "ls", DEAD_ZONE, delivery_port=closed_port(DEAD_IP)
-    ) as world:
+    with outbound_server(tmp_path / "ls", DEAD_ZONE, delivery_port=closed_port(DEAD_IP)) as world:
         start = world.clock()
         world.submit(["someone@dead.example"], "to a dead host")
         # The first attempt happens at once and fails (connection refused).

@@ -146,10 +146,10 @@ def _cli(world: Outbound, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_tls_results_reported_the_next_day(
-    tmp_path: Path, ca: Issued, servers: Servers
-) -> None:
-    pkix = servers.start(PKIX_IP, Behavior(tls=server_context(tmp_path, make_cert("mx.pkix.example", issuer=ca))))
+def test_tls_results_reported_the_next_day(tmp_path: Path, ca: Issued, servers: Servers) -> None:
+    pkix = servers.start(
+        PKIX_IP, Behavior(tls=server_context(tmp_path, make_cert("mx.pkix.example", issuer=ca)))
+    )
     expired = make_cert("mx.sts.example", issuer=ca, not_before=NOW - 90 * DAY, not_after=NOW - DAY)
     sts = servers.start(STS_IP, Behavior(tls=server_context(tmp_path, expired)))
 
@@ -234,6 +234,7 @@ def _deliver_report_and_check(
     # RFC 8460 4.3 "mx-host": the policy's MX patterns (parsedmarc reads an older name).
     assert posted["policies"][0]["policy"]["mx-host"] == ["mx.sts.example"]
     assert "certificate-expired" in json.dumps(posted["policies"][0]["failure-details"])
+
     # What was reported is gone. What is left was never to be reported: our own domain,
     # and the sessions that delivered the reports (RFC 8460 5.3 "not reported"), except
     # fail.example's results: its report was not delivered, but it was queued, which is
