@@ -246,9 +246,11 @@ def _tlsrpt_lookup(command: str, action: str, args: Any, out: IO[str]) -> int:
     found = tlsrpt.lookup_record(_resolver(config), args.domain)
     out.write(f"record at: {tlsrpt.record_name(args.domain)}\n")
     if found.record is None:
-        out.write(f"no TLSRPT record: {found.error}\n")
+        out.write(f"no TLSRPT record: {found.error or 'none published'}\n")
+        for txt in found.txt:
+            out.write(f"TXT: {txt}\n")
         return EXIT_FAIL
-    out.write(f"record: {found.txt}\n")
+    out.write(f"record: {found.txt[0]}\n")
     for uri in found.record.rua:
         out.write(f"rua: {uri}\n")
     return EXIT_OK
