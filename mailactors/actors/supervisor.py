@@ -61,6 +61,8 @@ REPORT_DATABASES: dict[str, tuple[str, Callable[[Path, logging.Logger], Any]]] =
 
 START_TIMEOUT = 30.0
 SMTP_PORT = 25
+# Answers kept by the server's resolver (by their TTL, on the server's clock).
+DNS_CACHE_SIZE = 10000
 # `sendreports` looks up and queues every due report before answering.
 REPORT_TIMEOUT = 600.0
 STOP_TIMEOUT = 30.0
@@ -253,7 +255,9 @@ class Supervisor(pykka.ThreadingActor):
         tls_contexts: dict[str, ssl.SSLContext] = {}
         for name, kc in static.tls_key_certs.items():
             tls_contexts[name] = server_tls_context(kc.cert_file, kc.key_file)
-        resolver = DnsResolver(static.dns.nameservers or None)
+        resolver = DnsResolver(
+            static.dns.nameservers or None, cache_size=DNS_CACHE_SIZE, clock=self.clock
+        )
         self.inbound = InboundChecker(
             resolver, static.hostname, logging.getLogger("mailactors.inbound")
         )

@@ -15,8 +15,10 @@ concurrent lookups from several threads are safe.
 from __future__ import annotations
 
 import ipaddress
+import threading
+import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import dns.exception
 import dns.flags
@@ -60,6 +62,8 @@ class DnsResolver:
         *,
         timeout: float = 5.0,
         lifetime: float = 10.0,
+        cache_size: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if nameservers is None:
             try:
@@ -85,6 +89,7 @@ class DnsResolver:
         resolver.set_flags(dns.flags.RD | dns.flags.AD)
         resolver.use_edns(0, dns.flags.DO, EDNS_UDP_PAYLOAD)
         self._resolver = resolver
+        self._cache = AnswerCache(cache_size, clock) if cache_size > 0 else None
 
     @property
     def nameservers(self) -> tuple[str, ...]:
@@ -106,6 +111,29 @@ class DnsResolver:
         convert: Callable[[dns.rdata.Rdata], T],
     ) -> Answer[T]:
         name = normalize_name(name)
+        if self._cache is None:
+            return self._lookup(name, rdtype, convert)[0]
+        cached = self._cache.get(name, rdtype)
+        if cached is not None:
+            if isinstance(cached, DnsTemporaryError):
+                raise cached
+            return cast(Answer[T], cached)
+        try:
+            answer, ttl = self._lookup(name, rdtype, convert)
+        except DnsTemporaryError as exc:
+            # RFC 2308 section 7.1: a server failure may be cached, for at most 5 minutes.
+            self._cache.put(name, rdtype, exc, TEMPORARY_ERROR_TTL)
+            raise
+        self._cache.put(name, rdtype, answer, ttl)
+        return answer
+
+    def _lookup(
+        self,
+        name: str,
+        rdtype: str,
+        convert: Callable[[dns.rdata.Rdata], T],
+    ) -> tuple[Answer[T], float]:
+        """One lookup and how long its answer may be cached (RFC 1035 TTL, RFC 2308)."""
         try:
             qname = dns.name.from_text(name)
         except (dns.exception.DNSException, UnicodeError, ValueError) as exc:
@@ -116,7 +144,10 @@ class DnsResolver:
             answer = self._resolver.resolve(qname, rdtype, search=False, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN as exc:
             response = exc.responses().get(qname)  # type: ignore[no-untyped-call]
-            return Answer((), authenticated=_authenticated(response), nxdomain=True)
+            return (
+                Answer((), authenticated=_authenticated(response), nxdomain=True),
+                _negative_ttl(response),
+            )
         except dns.resolver.LifetimeTimeout:
             raise DnsTemporaryError(name, rdtype, "timeout") from None
         except dns.resolver.NoNameservers as exc:
@@ -128,12 +159,14 @@ class DnsResolver:
         except dns.exception.DNSException as exc:
             raise DnsTemporaryError(name, rdtype, f"{type(exc).__name__}: {exc}") from None
         records: list[T] = []
+        ttl = _negative_ttl(answer.response)
         if answer.rrset is not None:
+            ttl = float(answer.rrset.ttl)
             try:
                 records = [convert(rdata) for rdata in answer.rrset]
             except (ValueError, UnicodeError) as exc:
                 raise DnsPermanentError(name, rdtype, f"malformed record: {exc}") from None
-        return Answer(tuple(records), authenticated=_authenticated(answer.response))
+        return Answer(tuple(records), authenticated=_authenticated(answer.response)), ttl
 
     def txt(self, name: str) -> Answer[str]:
         return self._query(name, "TXT", _txt)
@@ -155,6 +188,53 @@ class DnsResolver:
 
     def cname(self, name: str) -> Answer[str]:
         return self._query(name, "CNAME", _target)
+
+
+# How long answers may be kept at most, and failures (RFC 2308 section 7.1: at most
+# five minutes); a negative answer without an SOA is kept NEGATIVE_TTL_DEFAULT.
+MAX_TTL = 3600.0
+TEMPORARY_ERROR_TTL = 30.0
+NEGATIVE_TTL_DEFAULT = 60.0
+
+
+def _negative_ttl(response: dns.message.Message | None) -> float:
+    """RFC 2308 section 5: the minimum of the SOA's TTL and its MINIMUM field."""
+    if response is not None:
+        for rrset in response.authority:
+            if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+                minimum: int = rrset[0].minimum
+                return float(min(rrset.ttl, minimum))
+    return NEGATIVE_TTL_DEFAULT
+
+
+class AnswerCache:
+    """Answers and temporary failures by (name, type) until their TTL runs out; thread-safe,
+    bounded (the oldest entries go first)."""
+
+    def __init__(self, size: int, clock: Callable[[], float]) -> None:
+        self.size = size
+        self.clock = clock
+        self._entries: dict[tuple[str, str], tuple[float, object]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, rdtype: str) -> object | None:
+        with self._lock:
+            entry = self._entries.get((name, rdtype))
+            if entry is None:
+                return None
+            if entry[0] <= self.clock():
+                del self._entries[(name, rdtype)]
+                return None
+            return entry[1]
+
+    def put(self, name: str, rdtype: str, value: object, ttl: float) -> None:
+        ttl = min(ttl, MAX_TTL)
+        if ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[(name, rdtype)] = (self.clock() + ttl, value)
 
 
 def _authenticated(response: dns.message.Message | None) -> bool:

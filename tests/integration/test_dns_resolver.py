@@ -301,3 +301,40 @@ def test_added_records_with_names_in_their_values() -> None:
             (10, "mx.example.test")
         ]
         assert [str(a) for a in resolver.a("alias.example.test").records] == ["192.0.2.7"]
+
+
+def test_cache_keeps_answers_for_their_ttl() -> None:
+    from support.dnsserver import DnsTestServer  # type: ignore[import-not-found]
+
+    from mailactors.net.resolver import TEMPORARY_ERROR_TTL, DnsResolver
+    from mailactors.protocol.dns import DnsTemporaryError
+
+    now = [1000.0]
+    with DnsTestServer() as server:
+        server.add("cached.example", "TXT", "v=spf1 -all", ttl=60)
+        resolver = DnsResolver(
+            [server.nameserver], timeout=1, lifetime=2, cache_size=100, clock=lambda: now[0]
+        )
+        assert resolver.txt("cached.example").records == ("v=spf1 -all",)
+        asked = len(server.queries)
+        server.remove("cached.example")
+        assert resolver.txt("cached.example").records == ("v=spf1 -all",)
+        assert len(server.queries) == asked  # from the cache
+        now[0] += 61
+        gone = resolver.txt("cached.example")
+        assert gone.records == () and gone.nxdomain
+        # Negative answers are cached too (no SOA here: the default negative TTL).
+        server.add("cached.example", "TXT", "v=spf1 +all")
+        assert resolver.txt("cached.example").nxdomain
+        now[0] += 3600
+        assert resolver.txt("cached.example").records == ("v=spf1 +all",)
+        # Server failures are remembered briefly (RFC 2308 section 7.1).
+        server.servfail.add("broken.example")
+        for _ in range(2):
+            with pytest.raises(DnsTemporaryError):
+                resolver.txt("broken.example")
+        assert sum(1 for q in server.queries if q[0].startswith("broken.example")) == 1
+        server.servfail.discard("broken.example")
+        server.add("broken.example", "TXT", "ok")
+        now[0] += TEMPORARY_ERROR_TTL + 1
+        assert resolver.txt("broken.example").records == ("ok",)
