@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from support.dnsserver import DnsTestServer  # noqa: E402
+
 DEFAULT_MAILBENCH = ROOT.parent / "shared" / "mailbench.py"
 LOCALSERVE_PORTS = (1025, 1587, 1465, 1143, 1993, 1080, 1443)
 
@@ -43,7 +46,7 @@ def free_port() -> int:
 @contextmanager
 def running_localserve(prefix: str = "mailactors-bench-") -> Iterator[Localserve]:
     """A localserve in a temporary directory; stopped with SIGINT on exit."""
-    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp, DnsTestServer() as dns_server:
         d = Path(tmp)
         subprocess.run(
             [sys.executable, "-c",
@@ -57,6 +60,9 @@ def running_localserve(prefix: str = "mailactors-bench-") -> Iterator[Localserve
         for old in LOCALSERVE_PORTS:
             ports[old] = free_port()
             text = re.sub(rf"port: {old}\b", f"port: {ports[old]}", text)
+        # A DNS server on 127.0.0.1 that knows nothing, like a local caching resolver
+        # answering NXDOMAIN: the SPF/DKIM/DMARC checks run, nothing leaves the machine.
+        text += f'dns:\n  nameservers: ["{dns_server.nameserver}"]\n'
         conf.write_text(text)
         server = subprocess.Popen(
             [sys.executable, "-m", "mailactors", "-config", str(conf), "localserve"],
