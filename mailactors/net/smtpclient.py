@@ -413,13 +413,12 @@ def deliver(
 
     With `tls_context`, STARTTLS is used when offered (server_hostname is sent as SNI
     and checked when the context checks host names); `tls_required` fails the session
-    when TLS cannot be established. Never raises for network or server trouble: the
-    result says what happened.
+    when TLS cannot be established. Without transactions the session only greets,
+    says EHLO, does STARTTLS and quits: a probe (`dane dialmx`). Never raises for
+    network or server trouble: the result says what happened.
     """
     if tls_required and tls_context is None:
         raise ValueError("tls_required needs a tls_context")
-    if not transactions:
-        raise ValueError("no transactions")
     timeouts = timeouts or Timeouts()
     host, port = address
     try:
