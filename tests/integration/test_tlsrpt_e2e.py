@@ -40,8 +40,10 @@ from unit.actors.test_reporter import PolicyHttpsServer  # type: ignore[import-n
 from unit.protocol.test_pkix import Issued  # type: ignore[import-not-found]
 
 from mailactors.actors.messages import Queued, QueueMessage
+from mailactors.actors.queue import DELAY_NOTIFY_ATTEMPTS
 from mailactors.actors.reportdbs import PutPolicy
 from mailactors.actors.reporter import ReporterTick
+from mailactors.net.control import control_request
 from mailactors.net.resolver import DnsResolver
 from mailactors.protocol import dkim
 from mailactors.protocol.dsn import parse_dsn
@@ -77,6 +79,10 @@ mx.pkix.example. A {PKIX_IP}
 _smtp._tls.pkix.example. TXT "v=TLSRPTv1; rua=mailto:tlsrpt@reports.example"
 fail.example. MX 10 mx.pkix.example.
 _smtp._tls.fail.example. TXT "v=TLSRPTv1; rua=mailto:refuse@reports.example"
+slow.example. MX 10 mx.pkix.example.
+_smtp._tls.slow.example. TXT "v=TLSRPTv1; rua=mailto:tlsrpt@dead.example"
+dead.example. MX 10 mx.dead.example.
+mx.dead.example. A 127.0.0.77
 sts.example. MX 10 mx.sts.example.
 mx.sts.example. A {STS_IP}
 _mta-sts.sts.example. TXT "v=STSv1; id=20261124"
@@ -181,18 +187,26 @@ def _deliver_report_and_check(
         PutPolicy("sts.example", "20261124", STS_POLICY, datetime.fromtimestamp(start, UTC)),
         timeout=30,
     )
-    world.submit(["a@pkix.example", "b@sts.example", "c@fail.example"], "tls results")
+    world.submit(
+        ["a@pkix.example", "b@sts.example", "c@fail.example", "d@slow.example"], "tls results"
+    )
     _queue_local_domain_message(world)
-    wait_for(lambda: len(pkix.received) == 2 and len(sts.received) == 1, "the deliveries")
+    wait_for(lambda: len(pkix.received) == 3 and len(sts.received) == 1, "the deliveries")
     wait_for(lambda: len(reports.received) == 1, "the delivery to localhost's MX")
     assert all(r.tls for r in pkix.received + sts.received)
     assert not reports.received[0].tls
     wait_for(lambda: world.queue() == [], "an empty queue")
 
     # The results, one per policy domain; localhost is ours: recorded, not reported.
-    entries = wait_for(lambda: len(_results(world)) == 4 and _results(world), "the TLS results")
+    entries = wait_for(lambda: len(_results(world)) == 5 and _results(world), "the TLS results")
     by_domain = {e.policy_domain: e for e in entries}
-    assert sorted(by_domain) == ["fail.example", "localhost", "pkix.example", "sts.example"]
+    assert sorted(by_domain) == [
+        "fail.example",
+        "localhost",
+        "pkix.example",
+        "slow.example",
+        "sts.example",
+    ]
     assert not by_domain["localhost"].send_report
     assert by_domain["sts.example"].result.policy.policy_type is PolicyType.STS
     shown = _cli(world, "tlsrpt", "results")
@@ -224,6 +238,20 @@ def _deliver_report_and_check(
     assert [(r.address, r.action, r.status) for r in dsn.recipients] == [
         ("refuse@reports.example", "failed", "5.1.1")
     ]
+    assert [m["kind"] for m in world.queue()] == ["tls-report"]
+    # The report for slow.example waits for a dead host: retried, but nobody hears of
+    # the delay (only a failure DSN would come, quietly, after 4 days).
+    for attempts in range(2, DELAY_NOTIFY_ATTEMPTS + 2):
+        control_request(world.data_dir, "queue.kick")
+        wait_for(
+            lambda a=attempts: [m["recipients"][0]["attempts"] for m in world.queue()] == [a],
+            f"report delivery attempt {attempts}",
+        )
+    (waiting,) = world.queue()
+    assert waiting["kind"] == "tls-report"
+    assert waiting["recipients"][0]["address"] == "tlsrpt@dead.example"
+    time.sleep(0.3)
+    assert len(world.mailbox("Postmaster/tlsrpt")) == 1
     assert not any(b"delivery-status" in d for _, d in world.mailbox("Inbox"))
     # The https: destination got the same report as a POST.
     wait_for(lambda: https.posts, "the POST")
@@ -237,12 +265,13 @@ def _deliver_report_and_check(
 
     # What was reported is gone. What is left was never to be reported: our own domain,
     # and the sessions that delivered the reports (RFC 8460 5.3 "not reported"), except
-    # fail.example's results: its report was not delivered, but it was queued, which is
-    # what counts (a failed report is not sent again).
+    # fail.example's and slow.example's results: their reports were queued, which is
+    # what counts (the queue, not the reporter, retries them).
     def leftover() -> list[ResultEntry] | None:
         entries = _results(world)
         domains = {e.policy_domain for e in entries}
-        return None if domains & {"pkix.example", "sts.example", "fail.example"} else entries
+        reported = {"pkix.example", "sts.example", "fail.example", "slow.example"}
+        return None if domains & reported else entries
 
     remaining = wait_for(leftover, "reported results removed")
     assert {e.policy_domain for e in remaining} == {"localhost", "reports.example"}
