@@ -52,7 +52,7 @@ from mailactors.protocol.sasl.scram import ScramCredentials
 from mailactors.protocol.smtp import server as smtp
 from mailactors.protocol.smtp.received import received_header
 from mailactors.protocol.smtp.reply import Reply
-from mailactors.storage.files import SpoolFile, StorageFullError, create_spool_file, open_file
+from mailactors.storage.files import SpoolFile, create_spool_file, open_file
 
 # RFC 5321 4.5.3.2.7: a server SHOULD wait at least 5 minutes for the next command.
 SMTP_IDLE_TIMEOUT = 300.0
@@ -385,17 +385,10 @@ class SmtpSessionActor(ConnectionSession):
         self.services.limiter.tell(AuthFailed(self.peer_ip))
 
     def _on_data_start(self, event: smtp.DataStart) -> None:
-        assert self.conn is not None
+        # Messages up to SUMMARY_IN_SESSION_MAX stay in memory and are written once, at
+        # the end, with the fields we prepend; larger ones spill into a spool file.
         self.tx.spool_failed = False
-        try:
-            self.tx.spool = create_spool_file(self.services.spool_dir, prefix="smtp-")
-            received = self._received_header()
-            self.tx.spool.write(received)
-            self.tx.copy = bytearray(received)
-        except StorageFullError as exc:
-            self._spool_failed(exc)
-        except OSError as exc:
-            self._spool_failed(exc)
+        self.tx.copy = bytearray(self._received_header())
 
     def _received_header(self) -> bytes:
         assert self.conn is not None
@@ -426,19 +419,21 @@ class SmtpSessionActor(ConnectionSession):
             self.tx.spool = None
 
     def _on_message_data(self, event: smtp.MessageData) -> None:
-        if self.tx.spool is None:
+        tx = self.tx
+        if tx.spool_failed:
+            return
+        copy = tx.copy
+        if copy is not None and len(copy) + len(event.data) <= SUMMARY_IN_SESSION_MAX:
+            copy += event.data
             return
         try:
-            self.tx.spool.write(event.data)
+            if tx.spool is None:
+                tx.spool = create_spool_file(self.services.spool_dir, prefix="smtp-")
+                tx.spool.write(bytes(copy or b""))
+                tx.copy = None
+            tx.spool.write(event.data)
         except OSError as exc:
             self._spool_failed(exc)
-            return
-        copy = self.tx.copy
-        if copy is not None:
-            if len(copy) + len(event.data) > SUMMARY_IN_SESSION_MAX:
-                self.tx.copy = None
-            else:
-                copy += event.data
 
     def _on_message_rejected(self, event: smtp.MessageRejected) -> None:
         self.log.info("message rejected", extra={"code": event.reply.code})
@@ -447,7 +442,7 @@ class SmtpSessionActor(ConnectionSession):
     def _on_message_end(self, event: smtp.MessageEnd) -> None:
         assert self.smtp is not None
         tx = self.tx
-        if tx.spool_failed or tx.spool is None:
+        if tx.spool_failed or (tx.spool is None and tx.copy is None):
             # RFC 5321 4.5.3.1.10 / RFC 3463: out of space is transient: 452 4.3.1.
             self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
             return
@@ -456,21 +451,22 @@ class SmtpSessionActor(ConnectionSession):
                 self._discard_spool()
                 self.smtp.respond(rcpt.data_reply)
                 return
-        try:
-            tx.spool.finish()
-        except OSError as exc:
-            self._spool_failed(exc)
-            self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
-            return
+        if tx.spool is not None:
+            try:
+                tx.spool.finish()
+            except OSError as exc:
+                self._spool_failed(exc)
+                self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
+                return
         self.log.debug("message received", extra={"size": event.size})
         if self._check_inbound():
             return
+        prefix = b""
         if self._is_submission() and self.services.dkim is not None:
             message = self._message_bytes()
-            signature = self.services.dkim.sign(message, int(datetime.now(UTC).timestamp()))
-            if signature and not self._prepend(signature):
-                return
-        self._dispatch()
+            prefix = self.services.dkim.sign(message, int(datetime.now(UTC).timestamp()))
+        if self._prepend(prefix):
+            self._dispatch()
 
     def _check_inbound(self) -> bool:
         """Start SPF/DKIM/DMARC checks of mail from other servers; True when started."""
@@ -478,7 +474,6 @@ class SmtpSessionActor(ConnectionSession):
         checker = self.services.inbound
         if checker is None or self._is_submission() or self.account is not None:
             return False
-        assert tx.spool is not None
         tx.serial = next(self.serials)
         domains = self.services.config.domains
         dmarc_report = tls_report = False
@@ -496,7 +491,7 @@ class SmtpSessionActor(ConnectionSession):
             )
         job = InboundJob(
             serial=tx.serial,
-            spool_path=str(tx.spool.path),
+            spool_path=str(tx.spool.path) if tx.spool is not None else "",
             data=bytes(tx.copy) if tx.copy is not None else None,
             ip=self.peer_ip,
             helo=self.helo or "unknown",
@@ -554,10 +549,13 @@ class SmtpSessionActor(ConnectionSession):
             return f.read()
 
     def _prepend(self, header: bytes) -> bool:
-        """Replace the spool with one that starts with `header`; False (and a reply) on error."""
+        """Write the message, starting with `header`, to its final spool file (fsynced);
+        False (and a 452) when that fails."""
         tx = self.tx
-        assert tx.spool is not None and self.smtp is not None
+        assert self.smtp is not None
         old = tx.spool
+        if old is not None and not header:
+            return True  # a large message already spooled and fsynced, unchanged
         try:
             new = create_spool_file(self.services.spool_dir, prefix="smtp-")
         except OSError as exc:
@@ -570,6 +568,7 @@ class SmtpSessionActor(ConnectionSession):
                 new.write(bytes(tx.copy))
                 tx.copy[:0] = header
             else:
+                assert old is not None
                 with open_file(old.path, "rb") as f:
                     while chunk := f.read(1 << 20):
                         new.write(chunk)
@@ -579,7 +578,8 @@ class SmtpSessionActor(ConnectionSession):
             self._spool_failed(exc)
             self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
             return False
-        old.discard()
+        if old is not None:
+            old.discard()
         tx.spool = new
         return True
 

@@ -204,3 +204,23 @@ def test_session_summary_matches_stored_file(localserve: Served) -> None:
         assert store.summaries(mb.id, [info.uid]) == {info.uid: summarize(data)}
     finally:
         store.close()
+
+
+def test_large_messages_spill_to_disk_and_arrive_whole(localserve: Served) -> None:
+    """Messages over the in-memory limit are spooled while they arrive; one just under it
+    stays in memory; both are stored byte for byte (after our trace fields)."""
+    from mailactors.actors.session import SUMMARY_IN_SESSION_MAX
+
+    line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n"
+    big = message("big", line * (3 * SUMMARY_IN_SESSION_MAX // len(line)))
+    small = message("small", line * ((SUMMARY_IN_SESSION_MAX - 4096) // len(line)))
+    with smtplib.SMTP("127.0.0.1", localserve.port("smtp"), timeout=30) as c:
+        c.sendmail("sender@example.org", ["mailactors@localhost"], big)
+        c.sendmail("sender@example.org", ["mailactors@localhost"], small)
+    localserve.stop()
+    stored = localserve.inbox()
+    assert len(stored) == 2
+    assert_stored(stored[0], big)
+    assert_stored(stored[1], small)
+    spool = localserve.config.static.data_dir / "tmp"
+    assert list(spool.iterdir()) == []
