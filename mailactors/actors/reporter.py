@@ -252,6 +252,8 @@ class ReporterActor(pykka.ThreadingActor):
         }
 
     def _dmarc(self, now: float) -> list[OutgoingReport]:
+        if not self.paths["dmarceval"].exists():
+            return []
         store = EvaluationStore(self.paths["dmarceval"], self.log, readonly=True)
         store.init()
         try:
@@ -267,6 +269,8 @@ class ReporterActor(pykka.ThreadingActor):
             store.close()
 
     def _tls(self, now: float) -> list[OutgoingReport]:
+        if not self.paths["tlsrptresult"].exists():
+            return []
         store = ResultStore(self.paths["tlsrptresult"], self.log, readonly=True)
         store.init()
         try:
@@ -360,6 +364,8 @@ class ReporterActor(pykka.ThreadingActor):
     def _refresh_sts(self, now: float) -> None:
         """Fetch again the cached policies that expire within STS_REFRESH_WITHIN."""
         when = datetime.fromtimestamp(now, UTC)
+        if not self.paths["mtasts"].exists():
+            return
         cache = PolicyCache(self.paths["mtasts"], self.log, readonly=True)
         cache.init()
         try:
@@ -395,6 +401,8 @@ class ReporterActor(pykka.ThreadingActor):
             self.log.info("refreshed MTA-STS policy", extra={"domain": domain})
 
     def _cleanup_sts(self) -> None:
+        if not self.paths["mtasts"].exists():
+            return
         cache = PolicyCache(self.paths["mtasts"], self.log, readonly=True)
         cache.init()
         try:
