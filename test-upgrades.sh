@@ -51,12 +51,13 @@ if [ "${#tags[@]}" -eq 0 ]; then
   exit 0
 fi
 
-"$PYTHON" -c 'import mailactors' || fail "$PYTHON cannot import the current mailactors"
+"$PYTHON" -c 'import mailactors.actors.supervisor' \
+  || fail "$PYTHON cannot import the current mailactors (its dependencies missing?)"
 current="$(git describe --tags --always --dirty 2>/dev/null || echo unknown)"
 step "current code: $current, python: $PYTHON"
 
 # start_once DATADIR DIR: run the current `mailactors localserve` on DATADIR (every account found
-# there, free ports, DNS pointed at a closed local port), wait for its SMTP greeting, SIGTERM it;
+# there, free ports, a local DNS stub that answers NXDOMAIN), wait for its SMTP greeting, SIGTERM it;
 # fail when it does not come up, does not exit 0, or logs an error.
 start_once() {
   "$PYTHON" - "$1" "$2" "$START_TIMEOUT" "$STOP_TIMEOUT" <<'PY'
