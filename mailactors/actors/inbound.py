@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mailactors.actors.tell import tell_urn
+from mailactors.net.resolver import DnsCacheMiss
 from mailactors.protocol.dmarcrpt import DmarcReportError, Feedback, find_report, parse_report
 from mailactors.protocol.dns import Resolver
 from mailactors.protocol.msgauth import authenticate_inbound
@@ -106,6 +107,17 @@ class InboundChecker:
     def submit(self, job: InboundJob, reply_to: str) -> None:
         self.pool.submit(self._run, job, reply_to)
 
+    def try_inline(self, job: InboundJob) -> InboundChecked | None:
+        """The verdict at once when every DNS answer it needs is cached (no thread hop,
+        nothing blocks); None when a lookup would go to the network: submit() then."""
+        cached_only = getattr(self.resolver, "cached_only", None)
+        if cached_only is None or job.data is None:
+            return None
+        try:
+            return self.check(job, cached_only())
+        except DnsCacheMiss:
+            return None
+
     def stop(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -122,14 +134,14 @@ class InboundChecker:
             result = InboundChecked(job.serial, header, "none", "", None, None, None)
         tell_urn(reply_to, result, self.log)
 
-    def check(self, job: InboundJob) -> InboundChecked:
+    def check(self, job: InboundJob, resolver: Resolver | None = None) -> InboundChecked:
         data = job.data
         if data is None:
             with open_file(Path(job.spool_path), "rb") as f:
                 data = f.read(MAX_CHECKED_SIZE)
         now = datetime.now(UTC)
         auth = authenticate_inbound(
-            self.resolver,
+            resolver or self.resolver,
             message=data,
             ip=job.ip,
             helo=job.helo,

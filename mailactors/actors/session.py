@@ -500,17 +500,27 @@ class SmtpSessionActor(ConnectionSession):
             dmarc_report=dmarc_report,
             tls_report=tls_report,
         )
+        verdict = checker.try_inline(job)
+        if verdict is not None:
+            self._apply_verdict(verdict)
+            return True
         tx.checking = True
         checker.submit(job, self.actor_urn)
         return True
 
     def _on_inbound_checked(self, result: InboundChecked) -> None:
         tx = self.tx
-        assert self.smtp is not None and self.conn is not None
         if not tx.checking or result.serial != tx.serial:
             self.log.debug("late inbound verdict", extra={"serial": result.serial})
             return
         tx.checking = False
+        self._apply_verdict(result)
+        self._resume()
+
+    def _apply_verdict(self, result: InboundChecked) -> None:
+        """Store what the checks found, then refuse, or deliver with their header."""
+        tx = self.tx
+        assert self.smtp is not None
         databases = self.services.databases
         if result.evaluation is not None and "dmarceval" in databases:
             databases["dmarceval"].tell(AddEvaluation(result.evaluation))
@@ -532,12 +542,10 @@ class SmtpSessionActor(ConnectionSession):
             self.log.info("message rejected by DMARC policy", extra={"reason": result.reason})
             self._discard_spool()
             self.smtp.respond(Reply(550, "5.7.1", f"rejected by {result.reason}"))
-            self._resume()
             return
         tx.quarantine = result.disposition == "quarantine"
         if self._prepend(result.header):
             self._dispatch()
-        self._resume()
 
     def _message_bytes(self) -> bytes:
         """The received message (Received field included) as bytes."""

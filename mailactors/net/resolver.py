@@ -18,7 +18,7 @@ import ipaddress
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import dns.exception
 import dns.flags
@@ -168,6 +168,21 @@ class DnsResolver:
                 raise DnsPermanentError(name, rdtype, f"malformed record: {exc}") from None
         return Answer(tuple(records), authenticated=_authenticated(answer.response)), ttl
 
+    def cached(self, name: str, rdtype: str) -> Answer[Any]:
+        """The cached answer (or temporary failure) of a lookup; DnsCacheMiss if none."""
+        if self._cache is None:
+            raise DnsCacheMiss(name)
+        value = self._cache.get(normalize_name(name), rdtype)
+        if value is None:
+            raise DnsCacheMiss(name)
+        if isinstance(value, DnsTemporaryError):
+            raise value
+        return cast(Answer[Any], value)
+
+    def cached_only(self) -> CachedOnly:
+        """This resolver's cache as a Resolver that never blocks (see CachedOnly)."""
+        return CachedOnly(self)
+
     def txt(self, name: str) -> Answer[str]:
         return self._query(name, "TXT", _txt)
 
@@ -188,6 +203,43 @@ class DnsResolver:
 
     def cname(self, name: str) -> Answer[str]:
         return self._query(name, "CNAME", _target)
+
+
+class DnsCacheMiss(Exception):
+    """A cache-only lookup found nothing cached. Deliberately not a DnsError: protocol
+    code must not take it for a DNS result; the caller retries with the network."""
+
+
+class CachedOnly:
+    """A Resolver view of a DnsResolver's cache that never sends a query.
+
+    Lets an actor run a check on its own thread when every answer is cached, and hand
+    it to a thread that may block on the network otherwise.
+    """
+
+    def __init__(self, resolver: DnsResolver) -> None:
+        self._resolver = resolver
+
+    def txt(self, name: str) -> Answer[str]:
+        return self._resolver.cached(name, "TXT")
+
+    def a(self, name: str) -> Answer[ipaddress.IPv4Address]:
+        return self._resolver.cached(name, "A")
+
+    def aaaa(self, name: str) -> Answer[ipaddress.IPv6Address]:
+        return self._resolver.cached(name, "AAAA")
+
+    def mx(self, name: str) -> Answer[MxRecord]:
+        return self._resolver.cached(name, "MX")
+
+    def ptr(self, address: IPAddress) -> Answer[str]:
+        return self._resolver.cached(reverse_name(address), "PTR")
+
+    def tlsa(self, name: str) -> Answer[TlsaRecord]:
+        return self._resolver.cached(name, "TLSA")
+
+    def cname(self, name: str) -> Answer[str]:
+        return self._resolver.cached(name, "CNAME")
 
 
 # How long answers may be kept at most, and failures (RFC 2308 section 7.1: at most

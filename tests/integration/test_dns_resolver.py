@@ -338,3 +338,31 @@ def test_cache_keeps_answers_for_their_ttl() -> None:
         server.add("broken.example", "TXT", "ok")
         now[0] += TEMPORARY_ERROR_TTL + 1
         assert resolver.txt("broken.example").records == ("ok",)
+
+
+def test_cached_only_view_never_queries() -> None:
+    from support.dnsserver import DnsTestServer  # type: ignore[import-not-found]
+
+    from mailactors.net.resolver import DnsCacheMiss, DnsResolver
+    from mailactors.protocol.dns import DnsError, DnsTemporaryError
+
+    with DnsTestServer() as server:
+        server.add("seen.example", "TXT", "hello")
+        resolver = DnsResolver([server.nameserver], timeout=1, lifetime=2, cache_size=10)
+        view = resolver.cached_only()
+        with pytest.raises(DnsCacheMiss) as missed:
+            view.txt("seen.example")
+        assert not isinstance(missed.value, DnsError)  # protocol code must not swallow it
+        assert server.queries == []
+        resolver.txt("seen.example")
+        assert view.txt("seen.example").records == ("hello",)
+        server.servfail.add("bad.example")
+        with pytest.raises(DnsTemporaryError):
+            resolver.txt("bad.example")
+        asked = len(server.queries)
+        with pytest.raises(DnsTemporaryError):
+            view.txt("bad.example")
+        assert len(server.queries) == asked
+    uncached = DnsResolver(["127.0.0.1:9"], timeout=1, lifetime=1)
+    with pytest.raises(DnsCacheMiss):
+        uncached.cached_only().a("x.example")
