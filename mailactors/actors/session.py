@@ -573,7 +573,7 @@ class SmtpSessionActor(ConnectionSession):
         try:
             new.write(header)
             if tx.copy is not None:
-                new.write(bytes(tx.copy))
+                new.write(tx.copy)
                 tx.copy[:0] = header
             else:
                 assert old is not None

@@ -149,6 +149,13 @@ class _Verification:
         return found
 
 
+def _may_be_signed(message: bytes) -> bool:
+    """Whether the header section mentions DKIM-Signature at all (a cheap pre-check)."""
+    ends = [i for i in (message.find(b"\r\n\r\n"), message.find(b"\n\n")) if i >= 0]
+    head = message[: min(ends)] if ends else message
+    return b"dkim-signature" in head.lower()
+
+
 def verify(
     message: bytes,
     resolver: Resolver,
@@ -157,6 +164,8 @@ def verify(
     max_signatures: int = DEFAULT_MAX_SIGNATURES,
 ) -> tuple[DkimResult, ...]:
     """Verify the DKIM-Signature fields of `message`, top to bottom; () when there are none."""
+    if not _may_be_signed(message):
+        return ()  # most mail: no need to canonicalize a large body
     parsed = split_message(message)
     state = _Verification(parsed, resolver, now)
     results: list[DkimResult] = []
