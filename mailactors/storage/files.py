@@ -288,7 +288,7 @@ class SpoolFile:
             return self._failed
         return exc
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         """Append `data`."""
         if self._failed is not None:
             raise StorageFullError(self._failed.errno, self._failed.strerror, str(self._path))
