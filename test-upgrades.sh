@@ -41,6 +41,19 @@ fail() {
   exit 1
 }
 
+# Tags listed in RELEASES that the clone lacks (CI clones may not carry tags).
+if [ -f RELEASES ]; then
+  while read -r rel_tag rel_commit _; do
+    case "$rel_tag" in ''|'#'*) continue ;; esac
+    if ! git rev-parse -q --verify "refs/tags/$rel_tag" >/dev/null; then
+      git rev-parse -q --verify "$rel_commit^{commit}" >/dev/null \
+        || fail "RELEASES: $rel_tag: commit $rel_commit is not in this clone"
+      git tag "$rel_tag" "$rel_commit"
+      step "$rel_tag: tag recreated from RELEASES"
+    fi
+  done < RELEASES
+fi
+
 if [ "$#" -gt 0 ]; then
   tags=("$@")
 else
