@@ -255,8 +255,14 @@ class Supervisor(pykka.ThreadingActor):
         tls_contexts: dict[str, ssl.SSLContext] = {}
         for name, kc in static.tls_key_certs.items():
             tls_contexts[name] = server_tls_context(kc.cert_file, kc.key_file)
+        # localserve runs on laptops that may be offline: short DNS waits there.
+        timeout, lifetime = (2.0, 4.0) if static.localserve else (5.0, 10.0)
         resolver = DnsResolver(
-            static.dns.nameservers or None, cache_size=DNS_CACHE_SIZE, clock=self.clock
+            static.dns.nameservers or None,
+            timeout=timeout,
+            lifetime=lifetime,
+            cache_size=DNS_CACHE_SIZE,
+            clock=self.clock,
         )
         self.inbound = InboundChecker(
             resolver, static.hostname, logging.getLogger("mailactors.inbound")
