@@ -273,8 +273,9 @@ class QueueActor(pykka.ThreadingActor):
             result = Queued(msg.request_id, None, str(exc))
         if msg.reply_to is not None:
             tell_urn(msg.reply_to, result, self.log)
-        else:
-            self._tick()
+        if result.message_id is not None:
+            # Start delivering at once rather than at the next timer tick.
+            self.actor_ref.tell(QueueTick())
         return result
 
     def _tick(self) -> None:
