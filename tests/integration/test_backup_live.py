@@ -173,7 +173,9 @@ def test_backup_while_delivering_and_expunging(tmp_path: Path) -> None:
         assert summary.problems == (), summary.problems
         assert any(line.startswith("accounts/mailactors/index.db: ") for line in lines), lines
 
-        wait_for(traffic, during_first + 10)
+        # Enough messages in the mailbox that the expunges during the slower command
+        # (a process start, with deliveries going on) leave plenty to check.
+        wait_for(traffic, during_first + 60)
 
         # The command, in another process, while this one keeps delivering.
         second = tmp_path / "restore2"
