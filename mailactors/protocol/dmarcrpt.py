@@ -419,7 +419,8 @@ def _unzip(data: bytes) -> bytes:
                 member = members[0]
             else:
                 raise DmarcReportError("zip archive holds no .xml file")
-            if member.flag_bits & 0x1:
+            # APPNOTE 4.4.4: bit 0 = encrypted, bit 6 = strong encryption.
+            if member.flag_bits & 0x41:
                 raise DmarcReportError(f"zip member {member.filename!r} is encrypted")
             if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise DmarcReportError(
@@ -440,11 +441,11 @@ def _unzip(data: bytes) -> bytes:
                             "decompressed report is larger than the limit of "
                             f"{MAX_DECOMPRESSED_SIZE}"
                         )
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+    except DmarcReportError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError) as exc:
         raise DmarcReportError(f"zip archive cannot be read: {exc}") from exc
     except (ValueError, OverflowError, struct.error) as exc:
-        if isinstance(exc, DmarcReportError):
-            raise
         raise DmarcReportError(f"zip archive is malformed: {exc}") from exc
     if out.startswith((_GZIP_MAGIC, _ZIP_MAGIC, _ZIP_EMPTY_MAGIC)):
         raise DmarcReportError(f"zip member {member.filename!r} is a nested archive")
