@@ -25,7 +25,7 @@ from mailactors.protocol.tlsrpt import find_report as find_tls_report
 from mailactors.protocol.tlsrpt import parse_report as parse_tls_report
 from mailactors.storage.dmarcdb import EvaluationStore, ReceivedReportStore, StoredEvaluation
 from mailactors.storage.files import open_file
-from mailactors.storage.tlsrptdb import ReceivedTlsReportStore
+from mailactors.storage.tlsrptdb import ReceivedTlsReportStore, Via
 
 # Messages larger than this are not read into memory for DKIM (their signatures
 # are reported as not checked); the SMTP size limit is usually below it.
@@ -88,13 +88,16 @@ class AddDmarcReport:
 
 @dataclass(frozen=True, slots=True)
 class AddTlsReport:
+    """A received TLS report for tlsrpt.db: by mail, or POSTed over HTTPS."""
+
     report: Report
     from_addr: str
     received_at: int
+    via: Via = "mail"
 
     def apply(self, store: ReceivedTlsReportStore) -> int | None:
         when = datetime.fromtimestamp(self.received_at, UTC)
-        return store.add(self.report, from_addr=self.from_addr, received_at=when, via="mail")
+        return store.add(self.report, from_addr=self.from_addr, received_at=when, via=self.via)
 
 
 class InboundChecker:

@@ -22,6 +22,7 @@ from typing import Any, cast
 import pykka
 
 from mailactors.actors.connection import TlsError
+from mailactors.actors.inbound import AddTlsReport
 from mailactors.actors.listener import SessionFactory
 from mailactors.actors.messages import (
     AuthAllowed,
@@ -38,7 +39,6 @@ from mailactors.actors.sessionbase import ASK_TIMEOUT, ConnectionSession
 from mailactors.protocol import http
 from mailactors.protocol.dns import Resolver
 from mailactors.protocol.tlsrpt import Report
-from mailactors.storage.tlsrptdb import ReceivedTlsReportStore
 from mailactors.web.app import RequestContext, WebApp
 from mailactors.web.backend import BackendUnavailable
 
@@ -46,7 +46,6 @@ __all__ = [
     "HTTP_IDLE_TIMEOUT",
     "HTTP_REQUEST_TIMEOUT",
     "ActorWebBackend",
-    "AddHttpsTlsReport",
     "HttpListenerSettings",
     "HttpSessionActor",
     "http_factory",
@@ -87,19 +86,6 @@ def serves_admin(ips: Sequence[str]) -> bool:
         return False
 
 
-@dataclass(frozen=True, slots=True)
-class AddHttpsTlsReport:
-    """Write for the "tlsrpt" DatabaseActor: a report POSTed over HTTPS."""
-
-    report: Report
-    from_addr: str
-    received_at: int
-
-    def apply(self, store: ReceivedTlsReportStore) -> int | None:
-        when = datetime.fromtimestamp(self.received_at, UTC)
-        return store.add(self.report, from_addr=self.from_addr, received_at=when, via="https")
-
-
 class ActorWebBackend:
     """WebBackend over the actor tree: every ask has a timeout."""
 
@@ -136,7 +122,7 @@ class ActorWebBackend:
         db = self.services.databases.get("tlsrpt")
         if db is None:
             raise BackendUnavailable("no tlsrpt database")
-        write = AddHttpsTlsReport(report, from_addr, int(received_at.timestamp()))
+        write = AddTlsReport(report, from_addr, int(received_at.timestamp()), via="https")
         try:
             result = db.ask(write, timeout=ASK_TIMEOUT)
         except (pykka.ActorDeadError, pykka.Timeout) as exc:

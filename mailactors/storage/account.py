@@ -43,6 +43,7 @@ from mailactors.storage.changes import (
 )
 from mailactors.storage.db import Database, DatabaseError, Migration
 from mailactors.storage.files import (
+    DeferredRemovals,
     StorageFullError,
     link_or_copy,
     open_file,
@@ -334,7 +335,7 @@ class AccountStore:
         self.db = Database(directory / "index.db", MIGRATIONS, log, readonly=readonly)
         # Files whose removal failed because they were still open (Windows, or
         # strict mode): retried after later commits and at close.
-        self._unremoved: list[Path] = []
+        self._removals = DeferredRemovals(log, "message file")
 
     # ---- lifecycle ------------------------------------------------------------
 
@@ -360,12 +361,7 @@ class AccountStore:
 
     def close(self) -> None:
         """Retry pending file removals, then close the database (idempotent)."""
-        if self._unremoved:
-            pending, self._unremoved = self._unremoved, []
-            self._remove_files(pending)
-            for path in self._unremoved:
-                self.log.warning("message file left behind", extra={"path": str(path)})
-            self._unremoved = []
+        self._removals.close()
         self.db.close()
 
     @property
@@ -606,24 +602,7 @@ class AccountStore:
 
     def _remove_files(self, paths: Sequence[Path]) -> None:
         """Remove message files after a commit; open ones are retried later."""
-        for path in [*self._unremoved, *paths]:
-            if path in self._unremoved:
-                self._unremoved.remove(path)
-            try:
-                remove_file(path)
-            except FileNotFoundError:
-                continue
-            except PermissionError as exc:
-                # Windows (or strict mode) refuses to remove a file a reader still has
-                # open; try again after the next commit or at close.
-                self.log.info(
-                    "message file still open, removal postponed",
-                    extra={"path": str(path), "err": str(exc)},
-                )
-                self._unremoved.append(path)
-            except OSError:
-                self.log.exception("removing message file failed", extra={"path": str(path)})
-                self._unremoved.append(path)
+        self._removals.remove(paths)
 
     def check_files(self) -> tuple[list[Path], list[Path]]:
         """(rows without a file, files without a row), for verifydata.
@@ -774,7 +753,11 @@ class AccountStore:
         except OSError as exc:
             return DeliveryOutcome(index, None, f"cannot read message source: {exc}", ())
         info = self._insert_message(
-            mb.id, flags, size, received_ms, req.summary if req.summary is not None else self._summary_of_file(req.source)
+            mb.id,
+            flags,
+            size,
+            received_ms,
+            req.summary if req.summary is not None else self._summary_of_file(req.source),
         )
         self._link_message(req.source, info.id, linked, dirs)
         change = ChangeAddUID(mb.id, info.uid, info.modseq, info.flags, info.size)
@@ -1085,7 +1068,7 @@ class AccountStore:
         not closed), those ids are reserved so a later message never lands on it.
         """
         self._remove_files(linked)
-        stuck = [int(p.name) for p in linked if p in self._unremoved]
+        stuck = [int(p.name) for p in linked if p in self._removals]
         if not stuck or self.db.connection.in_transaction:
             return
         try:
@@ -1103,8 +1086,7 @@ class AccountStore:
             self.log.exception("reserving message ids of unremoved files failed")
 
     def _retry_removals(self) -> None:
-        if self._unremoved:
-            self._remove_files([])
+        self._removals.retry()
 
     # ---- password ---------------------------------------------------------------------
 

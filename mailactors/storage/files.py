@@ -19,7 +19,7 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -384,6 +384,48 @@ def create_spool_file(
 
 
 # ---- links, copies, atomic writes ----------------------------------------------
+
+
+class DeferredRemovals:
+    """Files to remove after a commit. A file still open (Windows refuses to remove it;
+    strict mode does too) is kept and retried after later commits and at close."""
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self.log = log
+        self.what = what  # "message file", "queue file": for the log
+        self.pending: list[Path] = []
+
+    def remove(self, paths: Sequence[Path]) -> None:
+        """Remove `paths` and whatever earlier calls could not."""
+        todo, self.pending = [*self.pending, *paths], []
+        for path in todo:
+            try:
+                remove_file(path)
+            except FileNotFoundError:
+                continue
+            except PermissionError as exc:
+                self.log.info(
+                    f"{self.what} still open, removal postponed",
+                    extra={"path": str(path), "err": str(exc)},
+                )
+                self.pending.append(path)
+            except OSError:
+                self.log.exception(f"removing {self.what} failed", extra={"path": str(path)})
+                self.pending.append(path)
+
+    def retry(self) -> None:
+        if self.pending:
+            self.remove([])
+
+    def close(self) -> None:
+        """A last try; what is still there is logged and forgotten."""
+        self.retry()
+        for path in self.pending:
+            self.log.warning(f"{self.what} left behind", extra={"path": str(path)})
+        self.pending = []
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.pending
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

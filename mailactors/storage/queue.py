@@ -25,7 +25,13 @@ from typing import Any, BinaryIO
 import apsw
 
 from mailactors.storage.db import Database, DatabaseError, Migration
-from mailactors.storage.files import link_or_copy, open_file, remove_file, syncdir
+from mailactors.storage.files import (
+    DeferredRemovals,
+    link_or_copy,
+    open_file,
+    remove_file,
+    syncdir,
+)
 
 MESSAGES_PER_SHARD = 4096
 
@@ -172,7 +178,7 @@ class QueueStore:
         self.log = log
         self.readonly = readonly
         self.db = Database(directory / "index.db", MIGRATIONS, log, readonly=readonly)
-        self._unremoved: list[Path] = []
+        self._removals = DeferredRemovals(log, "queue file")
 
     def init(self) -> None:
         if not self.readonly:
@@ -180,12 +186,7 @@ class QueueStore:
         self.db.init()
 
     def close(self) -> None:
-        if self._unremoved:
-            pending, self._unremoved = self._unremoved, []
-            self._remove_files(pending)
-            for path in self._unremoved:
-                self.log.warning("queue file left behind", extra={"path": str(path)})
-            self._unremoved = []
+        self._removals.close()
         self.db.close()
 
     @property
@@ -207,19 +208,8 @@ class QueueStore:
         return open_file(self.path_for(message_id), "rb")
 
     def _remove_files(self, paths: Sequence[Path]) -> None:
-        for path in [*self._unremoved, *paths]:
-            if path in self._unremoved:
-                self._unremoved.remove(path)
-            try:
-                remove_file(path)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                # Still open (Windows, strict mode): retried after the next commit.
-                self.log.info(
-                    "queue file removal postponed", extra={"path": str(path), "err": str(exc)}
-                )
-                self._unremoved.append(path)
+        """Remove files after a commit; open ones are retried later."""
+        self._removals.remove(paths)
 
     # ---- writing ----------------------------------------------------------------------
 
