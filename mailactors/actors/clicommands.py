@@ -9,16 +9,17 @@ Each `run_*` function returns the process exit code.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from mailactors.actors.dkimsign import DkimSetupError, DkimSigner
-from mailactors.actors.reports import OutgoingReport, dmarc_reports, dry_run_name, tls_reports
+from mailactors.actors.reports import dry_run_name, pending_reports
 from mailactors.conf import Config, ConfigErrors, find_config_file, load_config
 from mailactors.log import configure_logging
 from mailactors.net.control import ControlCommandFailed, ServerNotRunning, control_request
@@ -28,9 +29,12 @@ from mailactors.net.smtpclient import deliver
 from mailactors.net.tlstrust import load_trust
 from mailactors.protocol import dane, dmarc, dmarcrpt, mtasts, mxselect, tlsrpt
 from mailactors.protocol.dns import DnsError
+from mailactors.storage.db import reading
 from mailactors.storage.dmarcdb import EvaluationStore
 from mailactors.storage.queue import QueueStore
 from mailactors.storage.tlsrptdb import ResultStore
+
+log = logging.getLogger("mailactors.cli")
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -131,23 +135,27 @@ def _dmarc_lookup(command: str, action: str, args: Any, out: IO[str]) -> int:
     return EXIT_OK
 
 
-def _read_report_file(path: str) -> bytes:
+def _parse_report_file(
+    path: str, parse: Callable[[bytes], Any], find: Callable[[bytes], bytes | None], what: str
+) -> Any:
+    """A report file: the report itself (XML, JSON, compressed) or a message carrying it."""
     data = Path(path).read_bytes()
-    return data
+    try:
+        return parse(data)
+    except ValueError as first:
+        attachment = find(data)
+        if attachment is None:
+            raise CommandFailed(f"not a {what}: {first}") from None
+        try:
+            return parse(attachment)
+        except ValueError as exc:
+            raise CommandFailed(f"invalid {what}: {exc}") from None
 
 
 def _dmarc_parsereport(command: str, action: str, args: Any, out: IO[str]) -> int:
-    data = _read_report_file(args.file)
-    try:
-        feedback = dmarcrpt.parse_report(data)
-    except dmarcrpt.DmarcReportError as first:
-        attachment = dmarcrpt.find_report(data)
-        if attachment is None:
-            raise CommandFailed(f"not a DMARC aggregate report: {first}") from None
-        try:
-            feedback = dmarcrpt.parse_report(attachment)
-        except dmarcrpt.DmarcReportError as exc:
-            raise CommandFailed(f"invalid DMARC aggregate report: {exc}") from None
+    feedback = _parse_report_file(
+        args.file, dmarcrpt.parse_report, dmarcrpt.find_report, "DMARC aggregate report"
+    )
     _print_json(feedback, out)
     return EXIT_OK
 
@@ -155,22 +163,14 @@ def _dmarc_parsereport(command: str, action: str, args: Any, out: IO[str]) -> in
 def _dmarc_evaluations(command: str, action: str, args: Any, out: IO[str]) -> int:
     config = _config(args.config)
     assert config is not None
-    path = config.static.data_dir / "dmarceval.db"
-    if not path.exists():
+    with reading(EvaluationStore, config.static.data_dir / "dmarceval.db", log) as store:
+        pending = store.pending() if store is not None else []
+    if not pending:
         out.write("no evaluations\n")
-        return EXIT_OK
-    store = EvaluationStore(path, readonly=True)
-    store.init()
-    try:
-        pending = store.pending()
-        if not pending:
-            out.write("no evaluations\n")
-        for p in pending:
-            oldest = datetime.fromtimestamp(p.oldest, UTC).isoformat()
-            newest = datetime.fromtimestamp(p.newest, UTC).isoformat()
-            out.write(f"{p.policy_domain}: {p.evaluations} evaluations, {oldest} .. {newest}\n")
-    finally:
-        store.close()
+    for p in pending:
+        oldest = datetime.fromtimestamp(p.oldest, UTC).isoformat()
+        newest = datetime.fromtimestamp(p.newest, UTC).isoformat()
+        out.write(f"{p.policy_domain}: {p.evaluations} evaluations, {oldest} .. {newest}\n")
     return EXIT_OK
 
 
@@ -195,36 +195,15 @@ def _sendreports(command: str, action: str, args: Any, out: IO[str]) -> int:
 
 def _dry_run(config: Config, kind: str, directory: Path, out: IO[str]) -> int:
     """Write every report that would be sent, the current period included; change nothing."""
-    import logging
-
-    log = logging.getLogger("mailactors.reports")
-    signer = DkimSigner(config.domains)
-    resolver = _resolver(config)
-    now = datetime.now(UTC)
-    data = config.static.data_dir
-    reports: list[OutgoingReport] = []
-    if kind == "dmarc":
-        path = data / "dmarceval.db"
-        if path.exists():
-            store = EvaluationStore(path, readonly=True)
-            store.init()
-            try:
-                reports = dmarc_reports(
-                    config, store, resolver, signer, now=now, include_current=True, log=log
-                )
-            finally:
-                store.close()
-    else:
-        path = data / "tlsrptresult.db"
-        if path.exists():
-            results = ResultStore(path, readonly=True)
-            results.init()
-            try:
-                reports = tls_reports(
-                    config, results, resolver, signer, now=now, include_current=True, log=log
-                )
-            finally:
-                results.close()
+    reports = pending_reports(
+        config,
+        kind,
+        _resolver(config),
+        DkimSigner(config.domains),
+        now=datetime.now(UTC),
+        include_current=True,
+        log=log,
+    )
     directory.mkdir(parents=True, exist_ok=True)
     if not reports:
         out.write("no reports would be sent\n")
@@ -257,17 +236,7 @@ def _tlsrpt_lookup(command: str, action: str, args: Any, out: IO[str]) -> int:
 
 
 def _tlsrpt_parsereport(command: str, action: str, args: Any, out: IO[str]) -> int:
-    data = _read_report_file(args.file)
-    try:
-        report = tlsrpt.parse_report(data)
-    except tlsrpt.TlsReportError as first:
-        attachment = tlsrpt.find_report(data)
-        if attachment is None:
-            raise CommandFailed(f"not a TLS report: {first}") from None
-        try:
-            report = tlsrpt.parse_report(attachment)
-        except tlsrpt.TlsReportError as exc:
-            raise CommandFailed(f"invalid TLS report: {exc}") from None
+    report = _parse_report_file(args.file, tlsrpt.parse_report, tlsrpt.find_report, "TLS report")
     _print_json(report, out)
     return EXIT_OK
 
@@ -275,16 +244,8 @@ def _tlsrpt_parsereport(command: str, action: str, args: Any, out: IO[str]) -> i
 def _tlsrpt_results(command: str, action: str, args: Any, out: IO[str]) -> int:
     config = _config(args.config)
     assert config is not None
-    path = config.static.data_dir / "tlsrptresult.db"
-    if not path.exists():
-        out.write("no results\n")
-        return EXIT_OK
-    store = ResultStore(path, readonly=True)
-    store.init()
-    try:
-        entries = store.pending()
-    finally:
-        store.close()
+    with reading(ResultStore, config.static.data_dir / "tlsrptresult.db", log) as store:
+        entries = store.pending() if store is not None else []
     if not entries:
         out.write("no results\n")
     for e in entries:
@@ -447,7 +408,7 @@ def _queue_control(command: str, action: str, args: Any, out: IO[str]) -> int:
 def _queue_dump(command: str, action: str, args: Any, out: IO[str]) -> int:
     config = _config(args.config)
     assert config is not None
-    store = QueueStore(config.static.data_dir / "queue", _quiet_log(), readonly=True)
+    store = QueueStore(config.static.data_dir / "queue", log, readonly=True)
     store.init()
     try:
         message_id = int(args.ids[0]) if args.ids else -1
@@ -459,9 +420,3 @@ def _queue_dump(command: str, action: str, args: Any, out: IO[str]) -> int:
         store.close()
     out.write(data.decode("utf-8", "replace"))
     return EXIT_OK
-
-
-def _quiet_log() -> Any:
-    import logging
-
-    return logging.getLogger("mailactors.cli")

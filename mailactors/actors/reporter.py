@@ -36,13 +36,14 @@ from mailactors import metrics
 from mailactors.actors.dkimsign import DkimSigner
 from mailactors.actors.messages import Ping, Queued, QueueMessage
 from mailactors.actors.reportdbs import PutPolicy
-from mailactors.actors.reports import OutgoingReport, dmarc_reports, report_day, tls_reports
+from mailactors.actors.reports import OutgoingReport, pending_reports, report_day
 from mailactors.actors.services import Services, UpdateServices
 from mailactors.conf import Config
 from mailactors.net.https import PolicyFetchError, fetch_policy, post_report
 from mailactors.net.tlstrust import TrustError, TrustStore, load_trust
 from mailactors.protocol.dns import DnsError, Resolver
 from mailactors.protocol.mtasts import RecordStatus, StsPolicyError, lookup_record, parse_policy
+from mailactors.storage.db import reading
 from mailactors.storage.dmarcdb import EvaluationStore
 from mailactors.storage.files import create_spool_file
 from mailactors.storage.mtastsdb import PolicyCache
@@ -144,11 +145,7 @@ class ReporterActor(pykka.ThreadingActor):
         self.mtasts_port = mtasts_port
         self._trust: TrustStore | None = None
         data = config.static.data_dir
-        self.paths = {
-            "dmarceval": data / "dmarceval.db",
-            "tlsrptresult": data / "tlsrptresult.db",
-            "mtasts": data / "mtasts.db",
-        }
+        self.paths = {"mtasts": data / "mtasts.db"}
         now = self.clock()
         self.next_dmarc = self._after(now, HOUR)
         self.next_tls = self._after(now, DAY)
@@ -203,11 +200,11 @@ class ReporterActor(pykka.ThreadingActor):
         if now >= self.next_dmarc:
             self.next_dmarc = self._after(now, HOUR)
             if not static.no_outgoing_dmarc_reports:
-                self._schedule(self._dmarc(now), now)
+                self._schedule(self._reports("dmarc", now), now)
         if now >= self.next_tls:
             self.next_tls = self._after(now, DAY)
             if not static.no_outgoing_tls_reports:
-                self._schedule(self._tls(now), now)
+                self._schedule(self._reports("tls", now), now)
         if now >= self.next_sts_cleanup:
             self.next_sts_cleanup = now + HOUR
             self._cleanup_sts()
@@ -225,13 +222,7 @@ class ReporterActor(pykka.ThreadingActor):
             self.pending.append((now + i * spacing, report))
 
     def _send_now(self, kind: str) -> dict[str, Any]:
-        now = self.clock()
-        if kind == "dmarc":
-            reports = self._dmarc(now)
-        elif kind == "tls":
-            reports = self._tls(now)
-        else:
-            raise ValueError(f"unknown report kind {kind!r}")
+        reports = self._reports(kind, self.clock())
         # Reports of the same periods waiting for their turn are sent now instead.
         keys = {(r.kind, r.policy_domain, r.begin) for r in reports}
         self.pending = [
@@ -251,39 +242,11 @@ class ReporterActor(pykka.ThreadingActor):
             ]
         }
 
-    def _dmarc(self, now: float) -> list[OutgoingReport]:
-        if not self.paths["dmarceval"].exists():
-            return []
-        store = EvaluationStore(self.paths["dmarceval"], self.log, readonly=True)
-        store.init()
-        try:
-            return dmarc_reports(
-                self.config,
-                store,
-                self.resolver,
-                self.signer,
-                now=datetime.fromtimestamp(now, UTC),
-                log=self.log,
-            )
-        finally:
-            store.close()
-
-    def _tls(self, now: float) -> list[OutgoingReport]:
-        if not self.paths["tlsrptresult"].exists():
-            return []
-        store = ResultStore(self.paths["tlsrptresult"], self.log, readonly=True)
-        store.init()
-        try:
-            return tls_reports(
-                self.config,
-                store,
-                self.resolver,
-                self.signer,
-                now=datetime.fromtimestamp(now, UTC),
-                log=self.log,
-            )
-        finally:
-            store.close()
+    def _reports(self, kind: str, now: float) -> list[OutgoingReport]:
+        when = datetime.fromtimestamp(now, UTC)
+        return pending_reports(
+            self.config, kind, self.resolver, self.signer, now=when, log=self.log
+        )
 
     def _send(self, report: OutgoingReport) -> bool:
         """Queue (and POST) one report; then forget what it reported. False if it must wait."""
@@ -364,14 +327,10 @@ class ReporterActor(pykka.ThreadingActor):
     def _refresh_sts(self, now: float) -> None:
         """Fetch again the cached policies that expire within STS_REFRESH_WITHIN."""
         when = datetime.fromtimestamp(now, UTC)
-        if not self.paths["mtasts"].exists():
-            return
-        cache = PolicyCache(self.paths["mtasts"], self.log, readonly=True)
-        cache.init()
-        try:
+        with reading(PolicyCache, self.paths["mtasts"], self.log) as cache:
+            if cache is None:
+                return
             domains = cache.domains_to_refresh(when, STS_REFRESH_WITHIN)
-        finally:
-            cache.close()
         db = self.services.databases["mtasts"]
         for domain in domains:
             found = lookup_record(self.resolver, domain)
@@ -401,14 +360,10 @@ class ReporterActor(pykka.ThreadingActor):
             self.log.info("refreshed MTA-STS policy", extra={"domain": domain})
 
     def _cleanup_sts(self) -> None:
-        if not self.paths["mtasts"].exists():
-            return
-        cache = PolicyCache(self.paths["mtasts"], self.log, readonly=True)
-        cache.init()
-        try:
+        with reading(PolicyCache, self.paths["mtasts"], self.log) as cache:
+            if cache is None:
+                return
             domains = cache.none_mode_domains()
-        finally:
-            cache.close()
         for domain in domains:
             try:
                 found = lookup_record(self.resolver, domain)

@@ -39,6 +39,7 @@ from mailactors.protocol.tlsrpt import (
 from mailactors.protocol.tlsrpt import (
     lookup as lookup_tlsrpt,
 )
+from mailactors.storage.db import reading
 from mailactors.storage.dmarcdb import EvaluationStore, StoredEvaluation
 from mailactors.storage.tlsrptdb import ResultStore
 
@@ -275,3 +276,45 @@ def dry_run_name(report: OutgoingReport) -> str:
     """File name of a report preview: kind, domain and period."""
     safe = "".join(c if c.isalnum() or c in ".-" else "_" for c in report.policy_domain)
     return f"{report.kind}-{safe}-{report.begin}.eml"
+
+
+def pending_reports(
+    config: Config,
+    kind: str,
+    resolver: Resolver,
+    signer: DkimSigner,
+    *,
+    now: datetime,
+    include_current: bool = False,
+    log: logging.Logger,
+) -> list[OutgoingReport]:
+    """The reports of `kind` ("dmarc" or "tls") due now, read from the data directory
+    (read-only); none before the database exists."""
+    data = config.static.data_dir
+    if kind == "dmarc":
+        with reading(EvaluationStore, data / "dmarceval.db", log) as evaluations:
+            if evaluations is None:
+                return []
+            return dmarc_reports(
+                config,
+                evaluations,
+                resolver,
+                signer,
+                now=now,
+                include_current=include_current,
+                log=log,
+            )
+    if kind == "tls":
+        with reading(ResultStore, data / "tlsrptresult.db", log) as results:
+            if results is None:
+                return []
+            return tls_reports(
+                config,
+                results,
+                resolver,
+                signer,
+                now=now,
+                include_current=include_current,
+                log=log,
+            )
+    raise ValueError(f"unknown report kind {kind!r}")

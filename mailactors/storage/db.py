@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import apsw
 import apsw.bestpractice
@@ -267,3 +268,29 @@ class Database:
         except (apsw.CorruptError, apsw.NotADBError) as exc:
             problems.append(f"database is corrupt: {exc}")
         return problems
+
+
+class _Store(Protocol):
+    def init(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+StoreT = TypeVar("StoreT", bound=_Store)
+
+
+@contextmanager
+def reading(
+    factory: Callable[..., StoreT], path: Path, log: logging.Logger | None = None
+) -> Iterator[StoreT | None]:
+    """A store opened read-only on `path` (its own connection), or None when the database
+    does not exist yet; closed on exit. For stores built as `factory(path, log, readonly=True)`."""
+    if not path.exists():
+        yield None
+        return
+    store = factory(path, log, readonly=True)
+    store.init()
+    try:
+        yield store
+    finally:
+        store.close()

@@ -299,3 +299,27 @@ def test_integrity_check_finds_problems(
         assert other.integrity_check() != []
     finally:
         other.close()
+
+
+def test_reading_opens_existing_databases_read_only(tmp_path: Path) -> None:
+    from mailactors.storage.db import reading
+    from mailactors.storage.queue import QueueRequest, QueueStore
+
+    with reading(QueueStore, tmp_path / "none" / "index.db") as missing:
+        assert missing is None
+    assert not (tmp_path / "none").exists()
+
+    writer = QueueStore(tmp_path / "q", logging.getLogger("t"))
+    writer.init()
+    src = tmp_path / "m"
+    src.write_bytes(b"x")
+    writer.enqueue(src, QueueRequest("a@b.example", ("c@d.example",)), now=1)
+    writer.close()
+
+    def factory(path: Path, log: logging.Logger | None, readonly: bool) -> QueueStore:
+        assert readonly
+        return QueueStore(path.parent, log or logging.getLogger("t"), readonly=readonly)
+
+    with reading(factory, tmp_path / "q" / "index.db") as store:
+        assert store is not None and len(store.recipients()) == 1
+    assert open_databases() == []
