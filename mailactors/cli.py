@@ -241,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_dnscheck(path, args.domain, sys.stdout, sys.stderr)
     if args.command == "quickstart":
-        from mailactors.conf.quickstart import run_quickstart
+        from mailactors.actors.quickstart import run_quickstart
 
         return run_quickstart(args.address, Path(args.dir), args.hostname, sys.stdout, sys.stderr)
     if args.command == "sendmail":

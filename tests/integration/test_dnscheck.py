@@ -18,10 +18,10 @@ from mailactors.actors.dnscheck import (
     check_record,
     run_dnscheck,
 )
+from mailactors.actors.quickstart import quickstart
 from mailactors.cli import main
 from mailactors.conf import Config, load_config
 from mailactors.conf.dnsrecords import DnsRecord, records_for, zone_text
-from mailactors.conf.quickstart import quickstart
 from mailactors.net.resolver import DnsResolver
 from mailactors.protocol.dkim import dns_txt_record, generate_private_key, load_private_key
 from mailactors.protocol.dns import InMemoryResolver

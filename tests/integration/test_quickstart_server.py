@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from conftest import read_mailbox, with_free_ports, with_test_dns  # type: ignore[import-not-found]
 
+from mailactors.actors.quickstart import quickstart
 from mailactors.actors.supervisor import start_server
 from mailactors.cli import main
 from mailactors.conf import load_config
 from mailactors.conf.check import run_config_test
-from mailactors.conf.quickstart import quickstart
 
 
 def test_server_starts_and_account_logs_in(tmp_path: Path, client_tls: ssl.SSLContext) -> None:

@@ -1,4 +1,4 @@
-"""conf.quickstart: the files it writes load, hold what the issue asks, and nothing is overwritten."""
+"""actors.quickstart: the files it writes load, hold what the issue asks, and nothing is overwritten."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from mailactors.conf import check_config, load_config
-from mailactors.conf.quickstart import (
+from mailactors.actors.quickstart import (
     QuickstartError,
     generate_password,
     quickstart,
     run_quickstart,
 )
+from mailactors.conf import check_config, load_config
 from mailactors.protocol.dkim import load_private_key
 from mailactors.protocol.sasl.scram import ScramCredentials, verify_password
 from mailactors.storage.account import AccountStore
