@@ -194,6 +194,13 @@ def _install_stop_signals(stop: threading.Event) -> None:
         signal.signal(signal.SIGUSR1, pykka.debug.log_thread_tracebacks)
 
 
+def _config_path(args: argparse.Namespace) -> Path:
+    """-config, else $MAILACTORS_CONF, else ./mailactors.conf."""
+    from mailactors.conf import find_config_file
+
+    return find_config_file(args.config, os.environ, Path.cwd())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "localserve":
@@ -206,11 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             directory = Path(args.config).parent
         return run_localserve(directory, args.ip, stop)
     if args.command == "backup":
-        from mailactors.conf import find_config_file
         from mailactors.storage.backup import run_backup
 
-        path = find_config_file(args.config, os.environ, Path.cwd())
-        return run_backup(path, Path(args.destdir), sys.stdout, sys.stderr)
+        return run_backup(_config_path(args), Path(args.destdir), sys.stdout, sys.stderr)
     if args.command == "verifydata":
         from mailactors.storage.verify import run_verifydata
 
@@ -224,15 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(args.command, args.action, args, sys.stdout, sys.stderr)
     if args.command == "config" and args.config_command == "test":
-        from mailactors.conf import find_config_file
         from mailactors.conf.check import run_config_test
 
-        path = Path(args.file) if args.file else find_config_file(args.config, os.environ, Path.cwd())
+        path = Path(args.file) if args.file else _config_path(args)
         return run_config_test(path, sys.stdout, sys.stderr)
     if args.command == "config" and args.config_command in ("dnsrecords", "dnscheck"):
-        from mailactors.conf import find_config_file
-
-        path = find_config_file(args.config, os.environ, Path.cwd())
+        path = _config_path(args)
         if args.config_command == "dnsrecords":
             from mailactors.conf.dnsrecords import run_dnsrecords
 
@@ -260,11 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             now=datetime.now(UTC).astimezone(),
         )
     if args.command == "setadminpassword":
-        from mailactors.conf import find_config_file
         from mailactors.web.setpassword import run_setadminpassword
 
-        path = find_config_file(args.config, os.environ, Path.cwd())
-        return run_setadminpassword(path, sys.stdin, sys.stdout, sys.stderr)
+        return run_setadminpassword(_config_path(args), sys.stdin, sys.stdout, sys.stderr)
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -58,6 +58,8 @@ from mailactors.storage.files import SpoolFile, create_spool_file, open_file
 SMTP_IDLE_TIMEOUT = 300.0
 # Messages up to this size are summarized by the session; larger ones by the store.
 SUMMARY_IN_SESSION_MAX = 1 << 20
+# How much of a message is searched for header fields the session itself looks at.
+HEADER_SCAN = 64 * 1024
 # tx.waiting's name for the queue.
 QUEUE = "\x00queue"
 
@@ -597,6 +599,7 @@ class SmtpSessionActor(ConnectionSession):
         tx = self.tx
         assert tx.spool is not None
         now = datetime.now(UTC)
+        head = bytes(tx.copy[:HEADER_SCAN]) if tx.copy is not None else None
         summary = summarize(bytes(tx.copy)) if tx.copy is not None else None
         tx.copy = None
         by_account: dict[str, list[Delivery]] = {}
@@ -630,7 +633,7 @@ class SmtpSessionActor(ConnectionSession):
                 smtputf8=tx.smtputf8,
                 has_8bit=tx.body_8bit,
                 requiretls=tx.requiretls,
-                tls_required_no=_tls_required_no(tx.spool.path),
+                tls_required_no=_tls_required_no(head or _read_head(tx.spool.path)),
             )
             try:
                 self.services.queue.tell(request)
@@ -722,10 +725,13 @@ def _errors(result: DeliveryResult | Queued) -> object:
     return result.error if isinstance(result, Queued) else result.errors
 
 
-def _tls_required_no(path: Path) -> bool:
-    """Whether the message header has "TLS-Required: No" (RFC 8689 section 5)."""
+def _read_head(path: Path) -> bytes:
     with open_file(path, "rb") as f:
-        head = f.read(64 * 1024)
+        return f.read(HEADER_SCAN)
+
+
+def _tls_required_no(head: bytes) -> bool:
+    """Whether the message header has "TLS-Required: No" (RFC 8689 section 5)."""
     header = head.split(b"\r\n\r\n", 1)[0]
     for line in header.split(b"\r\n"):
         name, colon, value = line.partition(b":")
