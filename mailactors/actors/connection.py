@@ -1,33 +1,37 @@
-"""One client connection: a reader thread, optional TLS, and sending.
+"""One client connection: its socket, optional TLS, and the session actor's inbox.
 
-The reader thread only moves socket bytes into SocketData messages for its session
-actor. TLS runs on the actor's thread through an ssl.SSLObject over memory BIOs, so
-one SSL object is never used from two threads, and STARTTLS switches the byte stream
-in place. Flow control: the reader may hand over a few chunks ahead of the actor
-(credit); the actor returns credit only when it wants more input (not while it waits
-for a store), so a client that floods the server fills its own socket buffers, not
-our memory.
+A session actor's thread also reads its socket: the actor's inbox (SocketInbox)
+returns the messages other actors sent first and, when none waits and the session
+wants input, waits for the socket too and returns the bytes read as a SocketData
+message. A client command thus costs one thread wake-up, not two (a reader thread
+and then the actor), and a connection costs one thread. TLS runs on the same thread
+through an ssl.SSLObject over memory BIOs, so STARTTLS switches the byte stream in
+place. Flow control: the inbox reads a few chunks ahead of the session (credit); the
+session returns credit only when it wants more input (not while it waits for a
+store), so a client that floods the server fills its own socket buffers, not our
+memory.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
+import select
 import socket
 import ssl
 import struct
 import threading
+import time
 from typing import Any
-
-import pykka
 
 from mailactors.actors.messages import SocketData, SocketError, SocketTimeout
 
 # Bytes asked from the socket per read.
 READ_CHUNK = 65536
-# Chunks the reader may hand over before the session consumed them; bounds the memory
-# a flooding client can make us hold to this many READ_CHUNKs.
+# Chunks read before the session consumed them; bounds the memory a flooding client
+# can make us hold to this many READ_CHUNKs.
 MAX_UNCONSUMED_CHUNKS = 4
 
 
@@ -35,8 +39,8 @@ def set_kernel_timeouts(sock: socket.socket, seconds: float) -> None:
     """Idle timeouts enforced by the kernel (SO_RCVTIMEO/SO_SNDTIMEO) on a blocking socket.
 
     A Python-level socket timeout costs a poll() before every recv and send; the
-    kernel options cost nothing per call. A recv that times out raises
-    BlockingIOError (EAGAIN); a send that times out fails the same way.
+    kernel options cost nothing per call. A send that times out raises
+    BlockingIOError (EAGAIN).
     """
     sock.settimeout(None)
     if os.name == "nt":
@@ -60,27 +64,172 @@ class TlsError(Exception):
     """The TLS handshake or a TLS record failed."""
 
 
+class Envelope:
+    """What pykka's actor loop takes from an inbox: a message and whom to answer."""
+
+    __slots__ = ("message", "reply_to")
+
+    def __init__(self, message: Any, reply_to: Any = None) -> None:
+        self.message = message
+        self.reply_to = reply_to
+
+
+class SocketInbox:
+    """A session actor's inbox that also reads the session's socket.
+
+    Other threads put() messages (pykka's tell and ask). get() runs on the actor's
+    own thread: it returns a waiting message first; otherwise it sleeps until a
+    message arrives or, while reading is on and credit is left, until the socket
+    has bytes, which it returns as SocketData (b"" at end of stream), SocketError,
+    or SocketTimeout after the idle timeout. A put() wakes a sleeping get() through
+    a socket pair, which works on every platform select() supports.
+    """
+
+    def __init__(self) -> None:
+        self._messages: collections.deque[Any] = collections.deque()
+        self._lock = threading.Lock()
+        self._sleeping = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._sock: socket.socket | None = None
+        self._idle_timeout = 0.0
+        self._unconsumed = 0
+        self._reading = False
+        self._poll = select.poll() if hasattr(select, "poll") else None
+        if self._poll is not None:
+            self._poll.register(self._wake_r, select.POLLIN)
+        self._polled_sock = False
+
+    # --- any thread ---------------------------------------------------------------
+
+    def put(self, envelope: Any, block: bool = True, timeout: float | None = None) -> None:
+        with self._lock:
+            self._messages.append(envelope)
+            sleeping, self._sleeping = self._sleeping, False
+        if sleeping:
+            with contextlib.suppress(OSError):  # full (already woken) or closed
+                self._wake_w.send(b"\0")
+
+    def empty(self) -> bool:
+        return not self._messages
+
+    def qsize(self) -> int:
+        return len(self._messages)
+
+    # --- the actor's thread ---------------------------------------------------------
+
+    def start_reading(self, sock: socket.socket, idle_timeout: float) -> None:
+        self._sock = sock
+        self._idle_timeout = idle_timeout
+        self._reading = True
+
+    def stop_reading(self) -> None:
+        """No more reads; called before the socket closes, so poll forgets it first."""
+        self._reading = False
+        if self._poll is not None and self._polled_sock and self._sock is not None:
+            self._poll.unregister(self._sock)
+            self._polled_sock = False
+        self._sock = None
+
+    def consumed(self) -> None:
+        """The session handled one SocketData and wants more input."""
+        self._unconsumed -= 1
+
+    def close(self) -> None:
+        self.stop_reading()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        while True:
+            with self._lock:
+                if self._messages:
+                    return self._messages.popleft()
+                self._sleeping = True
+            read = self._reading and self._unconsumed < MAX_UNCONSUMED_CHUNKS
+            ready = self._wait(read)
+            with self._lock:
+                self._sleeping = False
+            if ready is None:
+                return Envelope(self._timed_out())
+            if ready:
+                return Envelope(self._read())
+            self._drain_wakeups()
+
+    def _wait(self, read: bool) -> bool | None:
+        """Sleep until woken (False), the socket is readable (True) or, while
+        reading, the idle timeout passes (None)."""
+        sock = self._sock
+        deadline = time.monotonic() + self._idle_timeout if read else None
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if self._poll is not None:
+                if read != self._polled_sock and sock is not None:
+                    if read:
+                        self._poll.register(sock, select.POLLIN)
+                    else:
+                        self._poll.unregister(sock)
+                    self._polled_sock = read
+                events = self._poll.poll(None if wait is None else wait * 1000)
+                fds = {fd for fd, _ in events}
+                woken = self._wake_r.fileno() in fds
+                readable = bool(fds - {self._wake_r.fileno()})
+            else:
+                watched = [self._wake_r, sock] if read and sock is not None else [self._wake_r]
+                ready, _, _ = select.select(watched, [], [], wait)
+                woken = self._wake_r in ready
+                readable = sock is not None and sock in ready
+            if woken:
+                return False
+            if readable:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def _drain_wakeups(self) -> None:
+        with contextlib.suppress(OSError):
+            while self._wake_r.recv(4096):
+                pass
+
+    def _timed_out(self) -> SocketTimeout:
+        self._reading = False
+        return SocketTimeout()
+
+    def _read(self) -> SocketData | SocketError:
+        assert self._sock is not None
+        try:
+            data = self._sock.recv(READ_CHUNK)
+        except (TimeoutError, BlockingIOError):
+            self._reading = False
+            return SocketError("read timed out")
+        except OSError as exc:
+            self._reading = False
+            return SocketError(str(exc))
+        if not data:
+            self._reading = False
+        self._unconsumed += 1
+        return SocketData(data)
+
+
 class Connection:
-    """A socket owned by one session actor; only that actor sends and decrypts."""
+    """A socket owned by one session actor; only that actor's thread reads, sends and
+    decrypts."""
 
     def __init__(
         self,
         sock: socket.socket,
-        session: pykka.ActorRef[Any],
+        inbox: SocketInbox,
         log: logging.Logger,
         cid: str,
         idle_timeout: float,
     ) -> None:
         self.sock = sock
-        self.session = session
+        self.inbox = inbox
         self.log = log
         self.cid = cid
         self.idle_timeout = idle_timeout
-        self._credit = threading.Condition()
-        self._unconsumed = 0
-        self._reader_waiting = False
-        self._closed = threading.Event()
-        self._reader: threading.Thread | None = None
+        self._closed = False
         self._tls: ssl.SSLObject | None = None
         self._tls_in: ssl.MemoryBIO | None = None
         self._tls_out: ssl.MemoryBIO | None = None
@@ -89,51 +238,13 @@ class Connection:
     # --- reading ------------------------------------------------------------------
 
     def start_reader(self) -> None:
+        """Let the session's inbox read the socket from now on."""
         set_kernel_timeouts(self.sock, self.idle_timeout)
-        self._reader = threading.Thread(
-            target=self._read_loop, name=f"reader-{self.cid}", daemon=True
-        )
-        self._reader.start()
-
-    def _read_loop(self) -> None:
-        while not self._closed.is_set():
-            with self._credit:
-                while self._unconsumed >= MAX_UNCONSUMED_CHUNKS and not self._closed.is_set():
-                    self._reader_waiting = True
-                    self._credit.wait()
-                self._reader_waiting = False
-                if self._closed.is_set():
-                    return
-                self._unconsumed += 1
-            try:
-                data = self.sock.recv(READ_CHUNK)
-            except (TimeoutError, BlockingIOError):
-                self._tell(SocketTimeout())
-                return
-            except OSError as exc:
-                if not self._closed.is_set():
-                    self._tell(SocketError(str(exc)))
-                return
-            if not self._tell(SocketData(data)) or not data:
-                return
-
-    def _tell(self, message: Any) -> bool:
-        try:
-            self.session.tell(message)
-        except pykka.ActorDeadError:
-            return False
-        return True
+        self.inbox.start_reading(self.sock, self.idle_timeout)
 
     def want_more(self) -> None:
-        """Give the reader credit for one more chunk (once per SocketData handled).
-
-        The reader keeps reading while it has credit, so the common case needs no
-        wake-up of the reader thread at all.
-        """
-        with self._credit:
-            self._unconsumed -= 1
-            if self._reader_waiting:
-                self._credit.notify()
+        """Give the inbox credit for one more chunk (once per SocketData handled)."""
+        self.inbox.consumed()
 
     # --- TLS ----------------------------------------------------------------------
 
@@ -212,7 +323,7 @@ class Connection:
     # --- writing ------------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
-        if not data or self._closed.is_set():
+        if not data or self._closed:
             return
         if self._tls is not None:
             self._tls.write(data)
@@ -226,9 +337,10 @@ class Connection:
     # --- closing ------------------------------------------------------------------
 
     def close(self) -> None:
-        if self._closed.is_set():
+        if self._closed:
             return
-        self._closed.set()
+        self._closed = True
+        self.inbox.stop_reading()
         if self._tls is not None and self.tls_established:
             # RFC 8446 6.1: close_notify before closing the write side; best effort.
             try:
@@ -241,5 +353,3 @@ class Connection:
         except OSError:
             pass  # already disconnected by the peer
         self.sock.close()
-        with self._credit:
-            self._credit.notify()  # wake the reader so it sees the close

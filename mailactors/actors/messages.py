@@ -53,6 +53,7 @@ class Delivery:
     received: datetime
     flags: tuple[str, ...] = ()
     summary: bytes | None = None  # protocol.message.summarize() of the file, if known
+    size: int | None = None  # the file's size, if known
 
 
 @dataclass(frozen=True, slots=True)

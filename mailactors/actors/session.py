@@ -607,7 +607,13 @@ class SmtpSessionActor(ConnectionSession):
             # RFC 7489 6.6.4 / 6.7: quarantined mail goes to the Junk folder.
             mailbox = "Junk" if tx.quarantine else rcpt.mailbox
             by_account.setdefault(rcpt.account, []).append(
-                Delivery(mailbox=mailbox, source=str(tx.spool.path), received=now, summary=summary)
+                Delivery(
+                    mailbox=mailbox,
+                    source=str(tx.spool.path),
+                    received=now,
+                    summary=summary,
+                    size=tx.spool.size,
+                )
             )
         expected = len(by_account) + (1 if tx.remote else 0)
         for account, deliveries in by_account.items():

@@ -14,7 +14,7 @@ from typing import Any
 import pykka
 
 from mailactors import metrics
-from mailactors.actors.connection import Connection, ConnectionLog, TlsError
+from mailactors.actors.connection import Connection, ConnectionLog, SocketInbox, TlsError
 from mailactors.actors.messages import (
     AuthAllowed,
     GetPasswordCredentials,
@@ -34,7 +34,15 @@ class CredentialsUnavailable(Exception):
 
 
 class ConnectionSession(pykka.ThreadingActor):
-    """Base of the session actors: one connection, its log, its end."""
+    """Base of the session actors: one connection, its log, its end.
+
+    The actor's inbox is a SocketInbox: the actor's own thread reads the socket
+    whenever no other message waits.
+    """
+
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        return SocketInbox()
 
     def __init__(
         self,
@@ -61,7 +69,7 @@ class ConnectionSession(pykka.ThreadingActor):
         self, kind: str, idle_timeout: float, implicit_tls: ssl.SSLContext | None
     ) -> Connection:
         """Wrap the socket; with implicit TLS the handshake starts with the first bytes."""
-        conn = Connection(self.sock, self.actor_ref, self.log.logger, self.cid, idle_timeout)
+        conn = Connection(self.sock, self._inbox(), self.log.logger, self.cid, idle_timeout)
         self.conn = conn
         metrics.session_started(kind)
         self.metrics_kind = kind
@@ -69,6 +77,11 @@ class ConnectionSession(pykka.ThreadingActor):
         if implicit_tls is not None:
             conn.start_tls(implicit_tls)
         return conn
+
+    def _inbox(self) -> SocketInbox:
+        inbox = self.actor_inbox
+        assert isinstance(inbox, SocketInbox)
+        return inbox
 
     def _close(self) -> None:
         """Stop after the current message; on_stop closes the connection."""
@@ -83,6 +96,7 @@ class ConnectionSession(pykka.ThreadingActor):
             self.metrics_kind = None
         if self.conn is not None:
             self.conn.close()
+        self._inbox().close()
         tell_urn(self.listener_urn, SessionEnded(self.actor_urn), self.log.logger)
         self.log.debug("connection closed")
 

@@ -141,6 +141,7 @@ class StoreActor(pykka.ThreadingActor):
                         received=d.received,
                         flags=d.flags,
                         summary=d.summary,
+                        size=d.size,
                         create=True,
                     )
                 )

@@ -24,7 +24,7 @@ import posixpath
 import time
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -46,6 +46,7 @@ from mailactors.storage.files import (
     DeferredRemovals,
     StorageFullError,
     link_or_copy,
+    make_dirs,
     open_file,
     remove_file,
     syncdir,
@@ -198,9 +199,23 @@ class DeliveryRequest:
     # protocol.message.summarize() of the file, when the caller already made it
     # (sessions do, off the store's thread); None: the store reads and parses the file.
     summary: bytes | None = None
+    # The file's size when the caller knows it; None: the store stats the file.
+    size: int | None = None
     # Create the mailbox (and its parents) when missing: mail to a configured
     # destination (Postmaster, report mailboxes, Junk) never fails for lack of it.
     create: bool = False
+
+
+@dataclass(slots=True)
+class _BatchCounters:
+    """modseq and per-mailbox uidnext advanced in memory during one deliver_many."""
+
+    start_modseq: int
+    modseq: int = 0
+    uidnext: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.modseq = self.start_modseq
 
 
 class _AllOrNothingError(Exception):
@@ -336,6 +351,9 @@ class AccountStore:
         # Files whose removal failed because they were still open (Windows, or
         # strict mode): retried after later commits and at close.
         self._removals = DeferredRemovals(log, "message file")
+        self._shard_dirs: set[Path] = set()  # shard directories known to exist
+        # While deliver_many runs: counters kept here, written once per batch.
+        self._batch: _BatchCounters | None = None
 
     # ---- lifecycle ------------------------------------------------------------
 
@@ -375,6 +393,9 @@ class AccountStore:
     # ---- counters ---------------------------------------------------------------
 
     def _next_modseq(self) -> int:
+        if self._batch is not None:
+            self._batch.modseq += 1
+            return self._batch.modseq
         row = self._conn.execute("UPDATE modseq SET value = value + 1 RETURNING value").fetchone()
         assert row is not None
         return int(row[0])
@@ -585,18 +606,36 @@ class AccountStore:
     def _link_message(
         self, source: Path, message_id: int, linked: list[Path], dirs: set[Path]
     ) -> None:
-        """Link (or copy) `source` as the file of `message_id`, noting what to fsync."""
+        """Link (or copy) `source` as the file of `message_id`, noting what to fsync.
+
+        Shard directories seen once are remembered, so the common case is a single
+        link() call.
+        """
         dst = self._path_for_id(message_id)
         shard_dir = dst.parent
-        if not shard_dir.exists():
-            # link_or_copy creates it; the new entry in msg/ must be made durable too.
-            dirs.add(shard_dir.parent)
-        if dst.exists():
+        if shard_dir not in self._shard_dirs:
+            if not shard_dir.exists():
+                # A new entry in msg/ must be made durable too.
+                dirs.add(shard_dir.parent)
+                make_dirs(shard_dir)
+            self._shard_dirs.add(shard_dir)
+        try:
+            link_or_copy(source, dst, make_parents=False)
+        except FileExistsError:
             # Ids come from AUTOINCREMENT, so a file under a fresh id is an orphan
             # left by a crash between linking and COMMIT.
             self.log.warning("removing orphan message file", extra={"path": str(dst)})
             remove_file(dst)
-        link_or_copy(source, dst)
+            link_or_copy(source, dst, make_parents=False)
+        except FileNotFoundError:
+            if not source.exists():
+                raise
+            # The shard directory went away (removed by hand): make it again.
+            self._shard_dirs.discard(shard_dir)
+            dirs.add(shard_dir.parent)
+            make_dirs(shard_dir)
+            self._shard_dirs.add(shard_dir)
+            link_or_copy(source, dst, make_parents=False)
         linked.append(dst)
         dirs.add(shard_dir)
 
@@ -655,6 +694,19 @@ class AccountStore:
         return [_message_from_row(r) for r in rows]
 
     def _take_uid(self, mailbox_id: int) -> int:
+        batch = self._batch
+        if batch is not None:
+            uid = batch.uidnext.get(mailbox_id)
+            if uid is None:
+                row = self._conn.execute(
+                    "SELECT uidnext FROM mailbox WHERE id = ?", (mailbox_id,)
+                ).fetchone()
+                assert row is not None
+                uid = int(row[0])
+            if uid > MAX_UID:
+                raise UidSpaceExhaustedError(f"mailbox {mailbox_id} has no UIDs left")
+            batch.uidnext[mailbox_id] = uid + 1
+            return uid
         row = self._conn.execute(
             "UPDATE mailbox SET uidnext = uidnext + 1 WHERE id = ? RETURNING uidnext - 1",
             (mailbox_id,),
@@ -708,11 +760,14 @@ class AccountStore:
         dirs: set[Path] = set()
         try:
             with self.db.transaction():
+                self._batch = _BatchCounters(self.current_modseq())
+                mailboxes: dict[str, Mailbox] = {}
                 for i, req in enumerate(requests):
-                    outcomes.append(self._deliver_one(i, req, linked, dirs))
+                    outcomes.append(self._deliver_one(i, req, linked, dirs, mailboxes))
                 failed = [o.error for o in outcomes if o.error is not None]
                 if atomic and failed:
                     raise _AllOrNothingError(failed[0])
+                self._write_batch_counters()
                 for d in sorted(dirs):
                     syncdir(d)
         except Exception as exc:
@@ -726,11 +781,30 @@ class AccountStore:
                 error = f"delivery failed: {exc}"
                 self.log.exception("delivery transaction failed")
             return [DeliveryOutcome(i, None, error, ()) for i in range(len(requests))]
+        finally:
+            self._batch = None
         self._retry_removals()
         return outcomes
 
+    def _write_batch_counters(self) -> None:
+        """Store the counters deliver_many advanced: one statement per counter."""
+        batch = self._batch
+        assert batch is not None
+        self._batch = None
+        if batch.modseq != batch.start_modseq:
+            self._conn.execute("UPDATE modseq SET value = ?", (batch.modseq,))
+        for mailbox_id, uidnext in batch.uidnext.items():
+            self._conn.execute(
+                "UPDATE mailbox SET uidnext = ? WHERE id = ?", (uidnext, mailbox_id)
+            )
+
     def _deliver_one(
-        self, index: int, req: DeliveryRequest, linked: list[Path], dirs: set[Path]
+        self,
+        index: int,
+        req: DeliveryRequest,
+        linked: list[Path],
+        dirs: set[Path],
+        mailboxes: dict[str, Mailbox],
     ) -> DeliveryOutcome:
         try:
             name = normalize_mailbox_name(req.mailbox)
@@ -738,7 +812,7 @@ class AccountStore:
             received_ms = _ms(req.received)
         except (AccountStoreError, ValueError) as exc:
             return DeliveryOutcome(index, None, str(exc), ())
-        mb = self.mailbox(name)
+        mb = mailboxes.get(name) or self.mailbox(name)
         created: list[Change] = []
         if mb is None and req.create:
             self._create_parents(name, created)
@@ -746,12 +820,17 @@ class AccountStore:
             self._conn.execute("INSERT OR IGNORE INTO subscription (name) VALUES (?)", (name,))
         if mb is None:
             return DeliveryOutcome(index, None, f"mailbox {name!r} does not exist", ())
-        if mb.uidnext > MAX_UID:
+        mailboxes[name] = mb
+        batch = self._batch
+        uidnext = mb.uidnext if batch is None else batch.uidnext.get(mb.id, mb.uidnext)
+        if uidnext > MAX_UID:
             return DeliveryOutcome(index, None, f"mailbox {name!r} has no UIDs left", ())
-        try:
-            size = req.source.stat().st_size
-        except OSError as exc:
-            return DeliveryOutcome(index, None, f"cannot read message source: {exc}", ())
+        size = req.size
+        if size is None:
+            try:
+                size = req.source.stat().st_size
+            except OSError as exc:
+                return DeliveryOutcome(index, None, f"cannot read message source: {exc}", ())
         info = self._insert_message(
             mb.id,
             flags,

@@ -428,19 +428,16 @@ class DeferredRemovals:
         return path in self.pending
 
 
-def link_or_copy(src: Path, dst: Path) -> None:
+def link_or_copy(src: Path, dst: Path, *, make_parents: bool = True) -> None:
     """Hard link `src` as `dst`, or copy when a link is impossible.
 
     The copy is written to a temporary name in dst's directory, fsynced, closed and
-    then renamed. Parent directories of `dst` are created. `dst` must not exist.
-    The caller fsyncs dst's directory (syncdir) when the link must be durable.
+    then renamed. Parent directories of `dst` are created unless the caller knows
+    they exist (`make_parents=False`). `dst` must not exist (FileExistsError). The
+    caller fsyncs dst's directory (syncdir) when the link must be durable.
     """
-    try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        if _is_full(exc):
-            raise _as_full(exc, dst.parent) from exc
-        raise
+    if make_parents:
+        make_dirs(dst.parent)
     link = getattr(os, "link", None)
     if link is not None:
         try:
@@ -452,6 +449,16 @@ def link_or_copy(src: Path, dst: Path) -> None:
             if exc.errno not in _LINK_FALLBACK_ERRNOS:
                 raise
     _copy_file(src, dst)
+
+
+def make_dirs(path: Path) -> None:
+    """mkdir -p; a full disk is raised as StorageFullError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if _is_full(exc):
+            raise _as_full(exc, path) from exc
+        raise
 
 
 def _write_via_temp(

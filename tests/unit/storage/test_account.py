@@ -334,12 +334,12 @@ def test_deliver_many_io_error_commits_nothing(
     real = files.link_or_copy
     calls = 0
 
-    def failing_second(src: Path, dst: Path) -> None:
+    def failing_second(src: Path, dst: Path, *, make_parents: bool = True) -> None:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise OSError(errno.EIO, "Input/output error")
-        real(src, dst)
+        real(src, dst, make_parents=make_parents)
 
     monkeypatch.setattr(accountmod, "link_or_copy", failing_second)
     reqs = [DeliveryRequest("Inbox", sources.make(b"m%d" % i), NOW) for i in range(3)]
