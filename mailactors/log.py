@@ -17,6 +17,7 @@ printed as ``key=***``: passwords and AUTH payloads are never logged.
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import re
 import sys
@@ -113,7 +114,7 @@ def _value_text(value: object) -> str:
 def _needs_quotes(text: str) -> bool:
     if text == "":
         return False
-    return any(ch in ' "=' or not ch.isprintable() for ch in text)
+    return " " in text or '"' in text or "=" in text or not text.isprintable()
 
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -144,6 +145,7 @@ def _logfmt_value(text: str) -> str:
     return _quote(text) if _needs_quotes(text) else text
 
 
+@functools.lru_cache(maxsize=1024)
 def _logfmt_key(key: str) -> str:
     return _KEY_UNSAFE.sub("_", key) or "_"
 

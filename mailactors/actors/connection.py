@@ -6,10 +6,9 @@ wants input, waits for the socket too and returns the bytes read as a SocketData
 message. A client command thus costs one thread wake-up, not two (a reader thread
 and then the actor), and a connection costs one thread. TLS runs on the same thread
 through an ssl.SSLObject over memory BIOs, so STARTTLS switches the byte stream in
-place. Flow control: the inbox reads a few chunks ahead of the session (credit); the
-session returns credit only when it wants more input (not while it waits for a
-store), so a client that floods the server fills its own socket buffers, not our
-memory.
+place. Flow control: the inbox reads the next chunk only once the session handled
+the last one and asked for more (not while it waits for a store), so a client that
+floods the server fills its own socket buffers, not our memory.
 """
 
 from __future__ import annotations
@@ -30,9 +29,6 @@ from mailactors.actors.messages import SocketData, SocketError, SocketTimeout
 
 # Bytes asked from the socket per read.
 READ_CHUNK = 65536
-# Chunks read before the session consumed them; bounds the memory a flooding client
-# can make us hold to this many READ_CHUNKs.
-MAX_UNCONSUMED_CHUNKS = 4
 
 
 def set_kernel_timeouts(sock: socket.socket, seconds: float) -> None:
@@ -78,23 +74,29 @@ class SocketInbox:
     """A session actor's inbox that also reads the session's socket.
 
     Other threads put() messages (pykka's tell and ask). get() runs on the actor's
-    own thread: it returns a waiting message first; otherwise it sleeps until a
-    message arrives or, while reading is on and credit is left, until the socket
-    has bytes, which it returns as SocketData (b"" at end of stream), SocketError,
-    or SocketTimeout after the idle timeout. A put() wakes a sleeping get() through
-    a socket pair, which works on every platform select() supports.
+    own thread: it returns a waiting message first. Otherwise, while the session
+    wants input, it sleeps in poll/select until a message arrives (a put() writes a
+    byte to a socket pair, which works on every platform select() supports) or the
+    socket has bytes, which it returns as SocketData (b"" at end of stream),
+    SocketError, or SocketTimeout after the idle timeout. While the session does not
+    want input (it has not handled the last chunk, or waits for a store), get()
+    sleeps on a condition variable, which a put() wakes without a system call on the
+    putting thread's side of the GIL.
     """
+
+    _AWAKE, _IN_POLL, _ON_CONDITION = range(3)
 
     def __init__(self) -> None:
         self._messages: collections.deque[Any] = collections.deque()
         self._lock = threading.Lock()
-        self._sleeping = False
+        self._cond = threading.Condition(self._lock)
+        self._sleeping = self._AWAKE
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._sock: socket.socket | None = None
         self._idle_timeout = 0.0
-        self._unconsumed = 0
+        self._unconsumed = False  # a SocketData the session has not asked past yet
         self._reading = False
         self._poll = select.poll() if hasattr(select, "poll") else None
         if self._poll is not None:
@@ -106,8 +108,12 @@ class SocketInbox:
     def put(self, envelope: Any, block: bool = True, timeout: float | None = None) -> None:
         with self._lock:
             self._messages.append(envelope)
-            sleeping, self._sleeping = self._sleeping, False
-        if sleeping:
+            sleeping = self._sleeping
+            if sleeping == self._ON_CONDITION:
+                self._cond.notify()
+                return
+            self._sleeping = self._AWAKE
+        if sleeping == self._IN_POLL:
             with contextlib.suppress(OSError):  # full (already woken) or closed
                 self._wake_w.send(b"\0")
 
@@ -133,8 +139,8 @@ class SocketInbox:
         self._sock = None
 
     def consumed(self) -> None:
-        """The session handled one SocketData and wants more input."""
-        self._unconsumed -= 1
+        """The session handled the last SocketData and wants more input."""
+        self._unconsumed = False
 
     def close(self) -> None:
         self.stop_reading()
@@ -143,14 +149,19 @@ class SocketInbox:
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         while True:
+            read = self._reading and not self._unconsumed
             with self._lock:
                 if self._messages:
                     return self._messages.popleft()
-                self._sleeping = True
-            read = self._reading and self._unconsumed < MAX_UNCONSUMED_CHUNKS
+                if not read:
+                    self._sleeping = self._ON_CONDITION
+                    self._cond.wait()
+                    self._sleeping = self._AWAKE
+                    continue
+                self._sleeping = self._IN_POLL
             ready = self._wait(read)
             with self._lock:
-                self._sleeping = False
+                self._sleeping = self._AWAKE
             if ready is None:
                 return Envelope(self._timed_out())
             if ready:
@@ -208,7 +219,7 @@ class SocketInbox:
             return SocketError(str(exc))
         if not data:
             self._reading = False
-        self._unconsumed += 1
+        self._unconsumed = True
         return SocketData(data)
 
 
@@ -243,7 +254,7 @@ class Connection:
         self.inbox.start_reading(self.sock, self.idle_timeout)
 
     def want_more(self) -> None:
-        """Give the inbox credit for one more chunk (once per SocketData handled)."""
+        """Let the inbox read the next chunk (once the last SocketData is handled)."""
         self.inbox.consumed()
 
     # --- TLS ----------------------------------------------------------------------

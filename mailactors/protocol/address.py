@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import encodings.idna
 import ipaddress
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -30,6 +31,9 @@ _ATEXT = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
 )
 _LETDIG = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+# The ASCII cases of _is_dot_string and _check_ascii_label in one regex each.
+_ASCII_DOT_STRING = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*")
+_LDH = re.compile(r"[A-Za-z0-9-]*")
 
 
 class AddressError(ValueError):
@@ -58,6 +62,8 @@ def _is_visible_unicode(c: str) -> bool:
 
 def _is_dot_string(text: str, smtputf8: bool = True) -> bool:
     # RFC 5321 4.1.2: Dot-string = Atom *("."  Atom); Atom = 1*atext
+    if text.isascii():
+        return _ASCII_DOT_STRING.fullmatch(text) is not None
     return bool(text) and all(
         atom and all(_is_atext(c, smtputf8) for c in atom) for atom in text.split(".")
     )
@@ -126,7 +132,7 @@ def _check_ascii_label(label: str) -> None:
         raise AddressError("empty or too long domain label")
     if label[0] not in _LETDIG or label[-1] not in _LETDIG:
         raise AddressError("domain label must start and end with a letter or digit")
-    if any(c not in _LETDIG and c != "-" for c in label):
+    if not _LDH.fullmatch(label):
         raise AddressError("invalid character in domain")
 
 

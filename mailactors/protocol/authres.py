@@ -129,10 +129,13 @@ class AuthResults:
 # Building
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _check_text(text: str, what: str) -> None:
     # RFC 5322 3.2.4/3.2.2: qtext and ctext are printable (RFC 6532 adds UTF-8); folding
     # white space is ours to add, so no control characters (C0, DEL, C1) may come in.
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text):
+    if _CONTROL.search(text):
         raise ValueError(f"control character in {what} {text!r}")
 
 

@@ -33,6 +33,11 @@ class HeaderField:
     name: str
     raw: bytes
     colon: int  # index in `raw` of the colon that ends the name
+    lower: str = ""  # the name in lower case; made from `name` when not given
+
+    def __post_init__(self) -> None:
+        if not self.lower:
+            object.__setattr__(self, "lower", self.name.lower())
 
     @property
     def raw_value(self) -> bytes:
@@ -47,7 +52,7 @@ class HeaderField:
 
     def is_named(self, lower_name: str) -> bool:
         """Whether the field's name matches `lower_name` case-insensitively."""
-        return self.name.lower() == lower_name
+        return self.lower == lower_name
 
 
 def _is_blank(data: bytes, start: int, end: int) -> bool:
@@ -96,7 +101,7 @@ def scan_header(data: bytes, start: int, end: int) -> tuple[tuple[HeaderField, .
 def _field(data: bytes, start: int, end: int, colon: int) -> HeaderField:
     raw = data[start:end]
     name = data[start:colon].rstrip(b" \t").decode("ascii", "replace")
-    return HeaderField(name=name, raw=raw, colon=colon - start)
+    return HeaderField(name=name, raw=raw, colon=colon - start, lower=name.lower())
 
 
 def _skip_cfws(text: str, pos: int) -> int:
