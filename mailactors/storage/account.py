@@ -44,12 +44,12 @@ from mailactors.storage.changes import (
 from mailactors.storage.db import Database, DatabaseError, Migration
 from mailactors.storage.files import (
     DeferredRemovals,
+    DirectorySyncer,
     StorageFullError,
     link_or_copy,
     make_dirs,
     open_file,
     remove_file,
-    syncdir,
 )
 
 # Message files are spread over shard directories of this many ids each, so no
@@ -352,6 +352,9 @@ class AccountStore:
         # strict mode): retried after later commits and at close.
         self._removals = DeferredRemovals(log, "message file")
         self._shard_dirs: set[Path] = set()  # shard directories known to exist
+        self._dirs = DirectorySyncer()
+        # The modseq counter as the last deliver_many committed it; None: read it.
+        self._modseq_cache: int | None = None
         # While deliver_many runs: counters kept here, written once per batch.
         self._batch: _BatchCounters | None = None
 
@@ -380,6 +383,7 @@ class AccountStore:
     def close(self) -> None:
         """Retry pending file removals, then close the database (idempotent)."""
         self._removals.close()
+        self._dirs.close()
         self.db.close()
 
     @property
@@ -396,6 +400,7 @@ class AccountStore:
         if self._batch is not None:
             self._batch.modseq += 1
             return self._batch.modseq
+        self._modseq_cache = None
         row = self._conn.execute("UPDATE modseq SET value = value + 1 RETURNING value").fetchone()
         assert row is not None
         return int(row[0])
@@ -546,7 +551,7 @@ class AccountStore:
                 try:
                     self._copy_rows(src.id, uids, dst, changes, linked, dirs, removed, move=True)
                     for d in sorted(dirs):
-                        syncdir(d)
+                        self._dirs.sync(d)
                 except BaseException:
                     self._undo_links(linked)
                     raise
@@ -632,6 +637,7 @@ class AccountStore:
                 raise
             # The shard directory went away (removed by hand): make it again.
             self._shard_dirs.discard(shard_dir)
+            self._dirs.forget(shard_dir)
             dirs.add(shard_dir.parent)
             make_dirs(shard_dir)
             self._shard_dirs.add(shard_dir)
@@ -760,16 +766,19 @@ class AccountStore:
         dirs: set[Path] = set()
         try:
             with self.db.transaction():
-                self._batch = _BatchCounters(self.current_modseq())
+                start = self._modseq_cache
+                self._batch = _BatchCounters(self.current_modseq() if start is None else start)
+                self._modseq_cache = None
                 mailboxes: dict[str, Mailbox] = {}
                 for i, req in enumerate(requests):
                     outcomes.append(self._deliver_one(i, req, linked, dirs, mailboxes))
                 failed = [o.error for o in outcomes if o.error is not None]
                 if atomic and failed:
                     raise _AllOrNothingError(failed[0])
-                self._write_batch_counters()
+                modseq = self._write_batch_counters()
                 for d in sorted(dirs):
-                    syncdir(d)
+                    self._dirs.sync(d)
+            self._modseq_cache = modseq
         except Exception as exc:
             self._undo_links(linked)
             if isinstance(exc, _AllOrNothingError):
@@ -786,8 +795,9 @@ class AccountStore:
         self._retry_removals()
         return outcomes
 
-    def _write_batch_counters(self) -> None:
-        """Store the counters deliver_many advanced: one statement per counter."""
+    def _write_batch_counters(self) -> int:
+        """Store the counters deliver_many advanced, one statement per counter; returns
+        the modseq counter."""
         batch = self._batch
         assert batch is not None
         self._batch = None
@@ -797,6 +807,7 @@ class AccountStore:
             self._conn.execute(
                 "UPDATE mailbox SET uidnext = ? WHERE id = ?", (uidnext, mailbox_id)
             )
+        return batch.modseq
 
     def _deliver_one(
         self,
@@ -999,7 +1010,7 @@ class AccountStore:
                     src_mailbox_id, uids, dst, changes, linked, dirs, removed, move=move
                 )
                 for d in sorted(dirs):
-                    syncdir(d)
+                    self._dirs.sync(d)
         except BaseException:
             self._undo_links(linked)
             raise

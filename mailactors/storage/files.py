@@ -12,6 +12,7 @@ copy when links are impossible), syncdir and write_file_atomic.
 
 from __future__ import annotations
 
+import collections
 import errno
 import io
 import logging
@@ -222,6 +223,43 @@ def syncdir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class DirectorySyncer:
+    """syncdir through directory descriptors kept open (the `keep` most recent).
+
+    A writer that fsyncs the same few directories after every commit saves an open
+    and a close per call. Forget a directory that may have been removed and made
+    again, so its new inode is synced, not the old one. A no-op on Windows.
+    """
+
+    def __init__(self, keep: int = 4) -> None:
+        self._keep = keep
+        self._fds: collections.OrderedDict[Path, int] = collections.OrderedDict()
+
+    def sync(self, path: Path) -> None:
+        if os.name == "nt":
+            return
+        fd = self._fds.pop(path, None)
+        if fd is None:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        self._fds[path] = fd
+        while len(self._fds) > self._keep:
+            os.close(self._fds.popitem(last=False)[1])
+        try:
+            os.fsync(fd)
+        except OSError:
+            self.forget(path)
+            raise
+
+    def forget(self, path: Path) -> None:
+        fd = self._fds.pop(path, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        while self._fds:
+            os.close(self._fds.popitem()[1])
 
 
 def _temp_path(directory: Path, prefix: str) -> Path:

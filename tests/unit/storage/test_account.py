@@ -394,6 +394,73 @@ def test_orphan_file_from_a_crash_is_replaced(store: AccountStore, sources: Sour
     assert orphan.read_bytes() == b"second"
 
 
+def test_shard_directory_removed_by_hand_is_made_again(
+    store: AccountStore, sources: Sources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = deliver(store, sources, b"first")
+    shard = store.message_path(m).parent
+    store.message_path(m).unlink()
+    shard.rmdir()  # the store still remembers it as existing
+    synced: list[Path] = []
+    real_sync = files.DirectorySyncer.sync
+
+    def recording_sync(self: files.DirectorySyncer, path: Path) -> None:
+        synced.append(path)
+        real_sync(self, path)
+
+    monkeypatch.setattr(files.DirectorySyncer, "sync", recording_sync)
+    m2 = deliver(store, sources, b"second")
+    assert store.message_path(m2).read_bytes() == b"second"
+    # Both the new shard directory and its entry in msg/ were made durable.
+    assert shard in synced and shard.parent in synced
+
+
+def test_modseq_stays_increasing_across_batches_and_other_writes(
+    store: AccountStore, sources: Sources
+) -> None:
+    seen: list[int] = []
+    for _ in range(3):
+        outs = store.deliver_many(
+            [DeliveryRequest("Inbox", sources.make(b"m%d" % i), NOW) for i in range(3)]
+        )
+        seen.extend(o.message.modseq for o in outs if o.message is not None)
+        inbox = store.mailbox("Inbox")
+        assert inbox is not None
+        # A write outside deliver_many advances the counter the batch cache knows.
+        first = outs[0].message
+        assert first is not None
+        changed, _, _ = store.set_flags(inbox.id, [first.uid], ["\\Seen"], "add")
+        assert len(changed) == 1
+        seen.extend(m.modseq for m in changed)
+        assert store.current_modseq() == seen[-1]
+    assert seen == sorted(seen) and len(set(seen)) == len(seen) == 12
+    # UIDs of one mailbox stay dense and ascending when the batches commit.
+    inbox = store.mailbox("Inbox")
+    assert inbox is not None
+    assert [m.uid for m in store.messages(inbox.id)] == list(range(1, 10))
+    assert inbox.uidnext == 10
+
+
+def test_failed_batch_leaves_counters_as_they_were(
+    store: AccountStore, sources: Sources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliver(store, sources, b"before")
+    before = store.current_modseq()
+    inbox = store.mailbox("Inbox")
+    assert inbox is not None
+
+    def failing(src: Path, dst: Path, *, make_parents: bool = True) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(accountmod, "link_or_copy", failing)
+    outs = store.deliver_many([DeliveryRequest("Inbox", sources.make(b"x"), NOW)])
+    assert outs[0].message is None
+    monkeypatch.undo()
+    assert store.current_modseq() == before
+    m = deliver(store, sources, b"after")
+    assert m.modseq == before + 1 and m.uid == inbox.uidnext
+
+
 def test_shards(store: AccountStore, sources: Sources) -> None:
     store.db.connection.execute(
         "INSERT INTO sqlite_sequence (name, seq) VALUES ('message', ?)", (4096 * 26 - 1,)

@@ -474,3 +474,40 @@ def test_close_logged_logs_and_raises(caplog: pytest.LogCaptureFixture) -> None:
     ok = io.BytesIO()
     close_logged(ok, log, "ok")
     assert ok.closed
+
+
+@pytest.mark.skipif(os.name == "nt", reason="directories are not fsynced on Windows")
+def test_directory_syncer_keeps_a_few_descriptors(tmp_path: Path) -> None:
+    dirs = [tmp_path / f"d{i}" for i in range(6)]
+    for d in dirs:
+        d.mkdir()
+    syncer = files.DirectorySyncer(keep=2)
+    before = len(os.listdir("/proc/self/fd"))
+    for d in dirs:
+        syncer.sync(d)
+        syncer.sync(d)
+    assert len(os.listdir("/proc/self/fd")) == before + 2
+    syncer.forget(dirs[-1])
+    assert len(os.listdir("/proc/self/fd")) == before + 1
+    syncer.forget(dirs[0])  # not kept: nothing to do
+    with pytest.raises(FileNotFoundError):
+        syncer.sync(tmp_path / "missing")
+    syncer.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.skipif(os.name == "nt", reason="directories are not fsynced on Windows")
+def test_directory_syncer_forgets_a_directory_made_again(tmp_path: Path) -> None:
+    d = tmp_path / "shard"
+    d.mkdir()
+    syncer = files.DirectorySyncer()
+    syncer.sync(d)
+    d.rmdir()
+    d.mkdir()
+    syncer.forget(d)
+    syncer.sync(d)  # opens the new directory
+    (fd,) = syncer._fds.values()
+    # The descriptor is the live directory, not the removed one (which has no links).
+    assert os.fstat(fd).st_nlink > 0
+    assert (os.fstat(fd).st_dev, os.fstat(fd).st_ino) == (os.stat(d).st_dev, os.stat(d).st_ino)
+    syncer.close()
