@@ -9,7 +9,7 @@ report DatabaseActors (each database keeps its one writer).
 from __future__ import annotations
 
 import logging
-import secrets
+import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -152,7 +152,7 @@ class InboundChecker:
             rcpt_to=job.rcpt_to[0] if job.rcpt_to else None,
             authserv_id=self.authserv_id,
             now=now,
-            pct_draw=secrets.randbelow(100),
+            pct_draw=random.randrange(100),  # RFC 7489 6.6.4 sampling, not a secret
         )
         evaluation = None
         # RFC 7489 7.2 reports on messages from domains asking for them; messages to our

@@ -11,7 +11,7 @@ answered 250 only after every store reported it committed.
 from __future__ import annotations
 
 import logging
-import secrets
+import random
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,7 +52,7 @@ from mailactors.protocol.sasl.scram import ScramCredentials
 from mailactors.protocol.smtp import server as smtp
 from mailactors.protocol.smtp.received import received_header
 from mailactors.protocol.smtp.reply import Reply
-from mailactors.storage.files import SpoolFile, create_spool_file, open_file
+from mailactors.storage.files import SpoolFile, create_spool_file, open_file, write_spool_file
 
 # RFC 5321 4.5.3.2.7: a server SHOULD wait at least 5 minutes for the next command.
 SMTP_IDLE_TIMEOUT = 300.0
@@ -406,7 +406,7 @@ class SmtpSessionActor(ConnectionSession):
             remote_ip=self.peer_ip,
             by_host=self.settings.hostname,
             protocol=proto,
-            queue_id=secrets.token_hex(8),
+            queue_id=f"{random.getrandbits(64):016x}",  # unique, not secret
             recipient=recipient,
             tls=tls,
             when=datetime.now(UTC),
@@ -566,22 +566,29 @@ class SmtpSessionActor(ConnectionSession):
         old = tx.spool
         if old is not None and not header:
             return True  # a large message already spooled and fsynced, unchanged
+        if tx.copy is not None:
+            try:
+                tx.spool = write_spool_file(
+                    self.services.spool_dir, "smtp-", (header, tx.copy) if header else (tx.copy,)
+                )
+            except OSError as exc:
+                self._spool_failed(exc)
+                self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
+                return False
+            tx.copy[:0] = header
+            return True
         try:
             new = create_spool_file(self.services.spool_dir, prefix="smtp-")
         except OSError as exc:
             self._spool_failed(exc)
             self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
             return False
+        assert old is not None
         try:
             new.write(header)
-            if tx.copy is not None:
-                new.write(tx.copy)
-                tx.copy[:0] = header
-            else:
-                assert old is not None
-                with open_file(old.path, "rb") as f:
-                    while chunk := f.read(1 << 20):
-                        new.write(chunk)
+            with open_file(old.path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    new.write(chunk)
             new.finish()
         except OSError as exc:
             new.discard()

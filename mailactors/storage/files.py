@@ -13,11 +13,12 @@ copy when links are impossible), syncdir and write_file_atomic.
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import io
 import logging
 import os
-import secrets
+import random
 import shutil
 import threading
 from collections.abc import Callable, Sequence
@@ -92,6 +93,57 @@ def disable_strict_mode() -> None:
 def strict_mode_enabled() -> bool:
     """Whether strict mode is on."""
     return _strict
+
+
+def write_spool_file(
+    directory: Path, prefix: str, parts: Sequence[bytes | bytearray]
+) -> SpoolFile:
+    """Create a new, uniquely named file in `directory` holding `parts`, fsynced and
+    closed; returned as a closed SpoolFile (discard() removes it).
+
+    The short path for a message held in memory: open, one writev, fsync, close.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0)
+    for _ in range(_TEMP_NAME_ATTEMPTS):
+        path = _temp_path(directory, prefix)
+        try:
+            fd = os.open(path, flags, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if _is_full(exc):
+                raise _as_full(exc, path) from exc
+            raise
+        size = sum(len(p) for p in parts)
+        try:
+            try:
+                _write_all(fd, parts, size)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            if _is_full(exc):
+                raise _as_full(exc, path) from exc
+            raise
+        return SpoolFile(path, None, size)
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(directory))
+
+
+def _write_all(fd: int, parts: Sequence[bytes | bytearray], size: int) -> None:
+    """Write every part: writev where there is one, and again after short writes."""
+    writev = getattr(os, "writev", None)
+    if writev is not None:
+        written = writev(fd, parts)
+        if written == size:
+            return
+        rest = memoryview(b"".join(parts))[written:]
+    else:
+        rest = memoryview(b"".join(parts))
+    while rest:
+        rest = rest[os.write(fd, rest) :]
 
 
 def open_files() -> list[Path]:
@@ -262,8 +314,13 @@ class DirectorySyncer:
             os.close(self._fds.popitem()[1])
 
 
+# Temporary names need to be unique, not secret (they are created with O_EXCL and
+# retried): a seeded PRNG spares a getrandom() system call per name.
+_names = random.Random()
+
+
 def _temp_path(directory: Path, prefix: str) -> Path:
-    return directory / f"{prefix}{secrets.token_hex(8)}.tmp"
+    return directory / f"{prefix}{_names.getrandbits(64):016x}.tmp"
 
 
 def _create_exclusive(directory: Path, prefix: str) -> tuple[Path, BinaryIO]:
@@ -297,10 +354,10 @@ class SpoolFile:
     marked failed, further writes raise again, and `discard()` still removes it.
     """
 
-    def __init__(self, path: Path, file: BinaryIO) -> None:
+    def __init__(self, path: Path, file: BinaryIO | None, size: int = 0) -> None:
         self._path = path
         self._file: BinaryIO | None = file
-        self._size = 0
+        self._size = size
         self._kept = False
         self._removed = False
         self._failed: StorageFullError | None = None

@@ -511,3 +511,41 @@ def test_directory_syncer_forgets_a_directory_made_again(tmp_path: Path) -> None
     assert os.fstat(fd).st_nlink > 0
     assert (os.fstat(fd).st_dev, os.fstat(fd).st_ino) == (os.stat(d).st_dev, os.stat(d).st_ino)
     syncer.close()
+
+
+def test_write_spool_file_writes_fsyncs_and_closes(tmp_path: Path) -> None:
+    spool = files.write_spool_file(tmp_path, "smtp-", (b"Header: 1\r\n", bytearray(b"body\r\n")))
+    assert spool.closed and spool.size == 17
+    assert spool.path.parent == tmp_path and spool.path.name.startswith("smtp-")
+    assert spool.path.read_bytes() == b"Header: 1\r\nbody\r\n"
+    assert files.open_files() == []
+    spool.discard()
+    assert not spool.path.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "writev"), reason="no writev here")
+def test_write_spool_file_finishes_short_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_writev = os.writev
+
+    def short_writev(fd: int, parts: list[bytes]) -> int:
+        return real_writev(fd, [bytes(parts[0])[:3]])  # the kernel may write less
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    spool = files.write_spool_file(tmp_path, "x-", (b"abcdef", b"ghij"))
+    assert spool.path.read_bytes() == b"abcdefghij"
+    spool.discard()
+
+
+@pytest.mark.skipif(not hasattr(os, "writev"), reason="no writev here")
+def test_write_spool_file_on_a_full_disk_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, parts: list[bytes]) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", full)
+    with pytest.raises(files.StorageFullError):
+        files.write_spool_file(tmp_path, "x-", (b"data",))
+    assert list(tmp_path.iterdir()) == []
