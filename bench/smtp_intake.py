@@ -3,7 +3,8 @@
     python bench/smtp_intake.py                  # 4 KiB and 100 KiB, 8 connections, 3 runs
     python bench/smtp_intake.py --messages 100   # shorter
 
-Starts `mailactors localserve` in a temporary directory on free ports (one process,
+Starts `mailactors localserve` in a new directory under bench/.data (--data-parent;
+see localserve_proc.DEFAULT_DATA_PARENT for why not /tmp) on free ports (one process,
 every message fsynced and committed before its 250), runs mailbench, prints its
 RESULT/SUMMARY lines, and stops the server with SIGINT.
 """
@@ -15,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from localserve_proc import DEFAULT_MAILBENCH, running_localserve
+from localserve_proc import DEFAULT_DATA_PARENT, DEFAULT_MAILBENCH, running_localserve
 
 
 def main() -> int:
@@ -25,9 +26,14 @@ def main() -> int:
     p.add_argument("--messages", type=int, default=250)
     p.add_argument("--sizes", default="4096,102400")
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument(
+        "--data-parent", type=Path, default=DEFAULT_DATA_PARENT,
+        help="directory for the server's data directory (default: bench/.data)",
+    )
     args = p.parse_args()
 
-    with running_localserve() as server:
+    with running_localserve(parent=args.data_parent) as server:
+        print(f"# data directory under {args.data_parent}", flush=True)
         cmd = [
             sys.executable, str(args.mailbench),
             "--smtp-port", str(server.smtp), "--imap-port", "0",
