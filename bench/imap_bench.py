@@ -4,7 +4,7 @@ against a fresh localserve.
     python bench/imap_bench.py                    # 10,000 messages, 500 IDLE sessions
     python bench/imap_bench.py --messages 1000 --idle-conns 100   # shorter
 
-Starts `mailactors localserve` in a temporary directory on free ports, fills INBOX
+Starts `mailactors localserve` in a new directory under bench/.data on free ports, fills INBOX
 over SMTP (mailbench smtp-deliver, 8 connections), then runs the IMAP scenarios with
 --server-pid so mailbench samples the server's memory, and prints the RESULT lines.
 """

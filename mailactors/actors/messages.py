@@ -17,7 +17,7 @@ from mailactors.storage.changes import Change
 
 @dataclass(frozen=True, slots=True)
 class SocketData:
-    """Bytes read from the connection by its reader thread; b"" is end of stream."""
+    """Bytes read from the connection by its session's inbox; b"" is end of stream."""
 
     data: bytes
 

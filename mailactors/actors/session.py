@@ -1,6 +1,6 @@
 """SessionActor for SMTP and submission: glue between a Connection and SmtpServer.
 
-Theory of operation: the reader thread tells SocketData; the actor feeds plaintext to
+Theory of operation: the actor's inbox hands it SocketData; the actor feeds plaintext to
 the sans-IO SmtpServer and handles its events until it needs data or waits for a
 decision. Decisions that need another actor (credentials, deliveries) are asked down
 the hierarchy (session -> store, with a timeout) or told with a reply message

@@ -1,6 +1,6 @@
 """HttpSessionActor: one HTTP or HTTPS connection, glue between a Connection and WebApp.
 
-Theory of operation: as for SMTP, the reader thread tells SocketData; TLS (https:
+Theory of operation: as for SMTP, the inbox hands the actor SocketData; TLS (https:
 implicit TLS on the listener's certificate) is undone by the Connection; the
 plaintext goes to the sans-IO HttpServer, and each complete request is answered
 by WebApp on this actor's thread, in order (keep-alive, no pipelining overlap).

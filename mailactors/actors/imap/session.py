@@ -1,6 +1,6 @@
 """ImapSessionActor: glue between a Connection, the sans-IO IMAP parser and the account store.
 
-Theory of operation: the reader thread tells SocketData; the actor feeds plaintext to
+Theory of operation: the actor's inbox hands it SocketData; the actor feeds plaintext to
 a CommandReader and runs each complete command. Reads use the session's own
 read-only database connection (WAL), opened on first need and closed while the
 client IDLEs, so idle sessions hold no database memory. Writes are asked of the
