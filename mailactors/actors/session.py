@@ -682,6 +682,15 @@ class SmtpSessionActor(ConnectionSession):
                 reply = Reply(452, "4.3.1", "insufficient system storage")
             else:
                 reply = Reply(451, "4.3.0", "local error in processing")
+        else:
+            reply = Reply(250, "2.0.0", "message accepted")
+            metrics.message_received(self.settings.kind)
+        # The reply goes out first; logging and removing the spool are not the
+        # client's wait.
+        spool, self.tx.spool = self.tx.spool, None
+        self.smtp.respond(reply)
+        self._resume()
+        if failed:
             self.log.error("delivery failed", extra={"errors": str([_errors(r) for r in failed])})
         else:
             uids = ",".join(
@@ -693,11 +702,8 @@ class SmtpSessionActor(ConnectionSession):
             )
             queued = [r.message_id for r in results if isinstance(r, Queued)]
             self.log.info("message delivered", extra={"to": uids, "queued": queued})
-            reply = Reply(250, "2.0.0", "message accepted")
-            metrics.message_received(self.settings.kind)
-        self._discard_spool()
-        self.smtp.respond(reply)
-        self._resume()
+        if spool is not None:
+            spool.discard()  # close first, then remove (Windows semantics)
 
     def _resume(self) -> None:
         """After a decision: handle pipelined input, then read again."""
