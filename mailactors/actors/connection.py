@@ -101,7 +101,7 @@ class SocketInbox:
         self._poll = select.poll() if hasattr(select, "poll") else None
         if self._poll is not None:
             self._poll.register(self._wake_r, select.POLLIN)
-        self._polled_sock = False
+        self._polled_fd = -1  # the socket's descriptor while poll watches it
 
     # --- any thread ---------------------------------------------------------------
 
@@ -133,9 +133,10 @@ class SocketInbox:
     def stop_reading(self) -> None:
         """No more reads; called before the socket closes, so poll forgets it first."""
         self._reading = False
-        if self._poll is not None and self._polled_sock and self._sock is not None:
-            self._poll.unregister(self._sock)
-            self._polled_sock = False
+        if self._poll is not None and self._polled_fd >= 0:
+            # By number: poll forgets it even if the socket was closed meanwhile.
+            self._poll.unregister(self._polled_fd)
+            self._polled_fd = -1
         self._sock = None
 
     def consumed(self) -> None:
@@ -159,7 +160,7 @@ class SocketInbox:
                     self._sleeping = self._AWAKE
                     continue
                 self._sleeping = self._IN_POLL
-            ready = self._wait(read)
+            ready = self._wait()
             with self._lock:
                 self._sleeping = self._AWAKE
             if ready is None:
@@ -168,34 +169,31 @@ class SocketInbox:
                 return Envelope(self._read())
             self._drain_wakeups()
 
-    def _wait(self, read: bool) -> bool | None:
-        """Sleep until woken (False), the socket is readable (True) or, while
-        reading, the idle timeout passes (None)."""
+    def _wait(self) -> bool | None:
+        """Sleep until woken (False), the socket is readable (True) or the idle
+        timeout passes (None)."""
         sock = self._sock
-        deadline = time.monotonic() + self._idle_timeout if read else None
+        assert sock is not None
+        deadline = time.monotonic() + self._idle_timeout
         while True:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            wait = max(0.0, deadline - time.monotonic())
             if self._poll is not None:
-                if read != self._polled_sock and sock is not None:
-                    if read:
-                        self._poll.register(sock, select.POLLIN)
-                    else:
-                        self._poll.unregister(sock)
-                    self._polled_sock = read
-                events = self._poll.poll(None if wait is None else wait * 1000)
+                if self._polled_fd < 0:
+                    self._polled_fd = sock.fileno()
+                    self._poll.register(self._polled_fd, select.POLLIN)
+                events = self._poll.poll(wait * 1000)
                 fds = {fd for fd, _ in events}
                 woken = self._wake_r.fileno() in fds
                 readable = bool(fds - {self._wake_r.fileno()})
             else:
-                watched = [self._wake_r, sock] if read and sock is not None else [self._wake_r]
-                ready, _, _ = select.select(watched, [], [], wait)
+                ready, _, _ = select.select([self._wake_r, sock], [], [], wait)
                 woken = self._wake_r in ready
-                readable = sock is not None and sock in ready
+                readable = sock in ready
             if woken:
                 return False
             if readable:
                 return True
-            if deadline is not None and time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 return None
 
     def _drain_wakeups(self) -> None:
