@@ -549,3 +549,20 @@ def test_write_spool_file_on_a_full_disk_leaves_nothing(
     with pytest.raises(files.StorageFullError):
         files.write_spool_file(tmp_path, "x-", (b"data",))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_spool_file_without_writev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows has no os.writev: the parts are joined and written with os.write."""
+    monkeypatch.delattr(os, "writev", raising=False)
+    real_write = os.write
+    sizes: list[int] = []
+
+    def short_write(fd: int, data: bytes) -> int:
+        sizes.append(len(data))
+        return real_write(fd, bytes(data)[:4])  # short writes are finished in a loop
+
+    monkeypatch.setattr(os, "write", short_write)
+    spool = files.write_spool_file(tmp_path, "x-", (b"Header: 1\r\n", b"body"))
+    assert spool.path.read_bytes() == b"Header: 1\r\nbody"
+    assert sizes[0] == 15 and len(sizes) == 4
+    spool.discard()
