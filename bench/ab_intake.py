@@ -14,59 +14,22 @@ between minutes; alternating the trees is what makes their medians comparable.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from localserve_proc import (
-    DEFAULT_DATA_PARENT,
-    DEFAULT_MAILBENCH,
-    LOCALSERVE_PORTS,
-    DnsTestServer,
-    free_port,
-)
-
-SETUP = (
-    "import logging, pathlib, sys; from mailactors.actors.localserve import ensure_localserve_files;"
-    "ensure_localserve_files(pathlib.Path(sys.argv[1]), '127.0.0.1', logging.getLogger('bench'))"
-)
+from localserve_proc import DEFAULT_DATA_PARENT, DEFAULT_MAILBENCH, DnsTestServer, localserve_in
 
 
 def one_run(tree: Path, data: Path, nameserver: str, args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(tree))
-    subprocess.run([sys.executable, "-c", SETUP, str(data)], check=True, env=env, cwd=tree)
-    conf = data / "mailactors.conf"
-    text = conf.read_text()
-    ports: dict[int, int] = {}
-    for old in LOCALSERVE_PORTS:
-        ports[old] = free_port()
-        text = re.sub(rf"port: {old}\b", f"port: {ports[old]}", text)
-    conf.write_text(text + f'dns:\n  nameservers: ["{nameserver}"]\n')
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mailactors", "-config", str(conf), "localserve"],
-        env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", ports[1025]), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"localserve from {tree} did not start") from None
-                time.sleep(0.1)
+    """One mailbench smtp-deliver run against a fresh localserve from `tree`."""
+    with localserve_in(data, nameserver, tree) as server:
         out = subprocess.run(
             [
                 sys.executable, str(args.mailbench),
-                "--smtp-port", str(ports[1025]), "--imap-port", "0",
+                "--smtp-port", str(server.smtp), "--imap-port", "0",
                 "--rcpt", "mailactors@localhost", "--scenarios", "smtp-deliver",
                 "--conns", str(args.conns), "--messages", str(args.messages),
                 "--sizes", str(args.size), "--runs", "1", "--server-pid", str(server.pid),
@@ -74,9 +37,6 @@ def one_run(tree: Path, data: Path, nameserver: str, args: argparse.Namespace) -
             ],
             capture_output=True, text=True, check=True,
         ).stdout
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=60)
     for line in out.splitlines():
         if line.startswith("RESULT"):
             return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -61,44 +62,53 @@ def running_localserve(
     with (
         tempfile.TemporaryDirectory(prefix=prefix, dir=parent) as tmp,
         DnsTestServer() as dns_server,
+        localserve_in(Path(tmp), dns_server.nameserver) as server,
     ):
-        d = Path(tmp)
-        subprocess.run(
-            [sys.executable, "-c",
-             "import logging, pathlib, sys; from mailactors.actors.localserve import ensure_localserve_files;"
-             "ensure_localserve_files(pathlib.Path(sys.argv[1]), '127.0.0.1', logging.getLogger('bench'))", str(d)],
-            check=True,
-        )
-        conf = d / "mailactors.conf"
-        text = conf.read_text()
-        ports: dict[int, int] = {}
-        for old in LOCALSERVE_PORTS:
-            ports[old] = free_port()
-            text = re.sub(rf"port: {old}\b", f"port: {ports[old]}", text)
-        # A DNS server on 127.0.0.1 that knows nothing, like a local caching resolver
-        # answering NXDOMAIN: the SPF/DKIM/DMARC checks run, nothing leaves the machine.
-        text += f'dns:\n  nameservers: ["{dns_server.nameserver}"]\n'
-        conf.write_text(text)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mailactors", "-config", str(conf), "localserve"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        yield server
+
+
+@contextmanager
+def localserve_in(data: Path, nameserver: str, tree: Path | None = None) -> Iterator[Localserve]:
+    """A localserve with its files in `data` (made here) on free ports, asking the DNS
+    server `nameserver`; run from the source tree `tree` (PYTHONPATH and working
+    directory) when given, else from the installed package. Stopped with SIGINT."""
+    env = None if tree is None else dict(os.environ, PYTHONPATH=str(tree))
+    subprocess.run(
+        [sys.executable, "-c",
+         "import logging, pathlib, sys; from mailactors.actors.localserve import ensure_localserve_files;"
+         "ensure_localserve_files(pathlib.Path(sys.argv[1]), '127.0.0.1', logging.getLogger('bench'))", str(data)],
+        check=True, env=env, cwd=tree,
+    )
+    conf = data / "mailactors.conf"
+    text = conf.read_text()
+    ports: dict[int, int] = {}
+    for old in LOCALSERVE_PORTS:
+        ports[old] = free_port()
+        text = re.sub(rf"port: {old}\b", f"port: {ports[old]}", text)
+    # A DNS server on 127.0.0.1 that knows nothing, like a local caching resolver
+    # answering NXDOMAIN: the SPF/DKIM/DMARC checks run, nothing leaves the machine.
+    text += f'dns:\n  nameservers: ["{nameserver}"]\n'
+    conf.write_text(text)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mailactors", "-config", str(conf), "localserve"],
+        env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        for port in (ports[1025], ports[1143]):
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise RuntimeError("localserve did not start") from None
+                    time.sleep(0.1)
+        yield Localserve(server.pid, ports)
+    finally:
+        server.send_signal(signal.SIGINT)
         try:
-            deadline = time.monotonic() + 30
-            for port in (ports[1025], ports[1143]):
-                while True:
-                    try:
-                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                        break
-                    except OSError:
-                        if time.monotonic() > deadline or server.poll() is not None:
-                            raise RuntimeError("localserve did not start") from None
-                        time.sleep(0.1)
-            yield Localserve(server.pid, ports)
-        finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

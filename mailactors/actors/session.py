@@ -124,7 +124,8 @@ class SmtpSessionActor(ConnectionSession):
         self.tx = Transaction()
         self.request_ids = iter(range(1, 1 << 62))
         self.serials = iter(range(1, 1 << 62))
-        self.credit_owed = 0  # input chunks handled while waiting for stores
+        # Input handled while a decision was pending: read on only after it.
+        self.input_held = False
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -219,7 +220,7 @@ class SmtpSessionActor(ConnectionSession):
         self._pump()
         if not eof and not self.closing:
             if self.tx.waiting or self.tx.checking:
-                self.credit_owed += 1
+                self.input_held = True
             else:
                 self.conn.want_more()
 
@@ -420,6 +421,14 @@ class SmtpSessionActor(ConnectionSession):
             self.tx.spool.discard()
             self.tx.spool = None
 
+    def _refuse_unstored(self, exc: OSError | None = None) -> None:
+        """Answer a message that is not on disk (after `exc`, when given). RFC 5321
+        4.5.3.1.10 / RFC 3463: out of space is transient: 452 4.3.1."""
+        assert self.smtp is not None
+        if exc is not None:
+            self._spool_failed(exc)
+        self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
+
     def _on_message_data(self, event: smtp.MessageData) -> None:
         tx = self.tx
         if tx.spool_failed:
@@ -445,8 +454,7 @@ class SmtpSessionActor(ConnectionSession):
         assert self.smtp is not None
         tx = self.tx
         if tx.spool_failed or (tx.spool is None and tx.copy is None):
-            # RFC 5321 4.5.3.1.10 / RFC 3463: out of space is transient: 452 4.3.1.
-            self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
+            self._refuse_unstored()
             return
         for rcpt in tx.recipients:
             if rcpt.data_reply is not None:
@@ -457,8 +465,7 @@ class SmtpSessionActor(ConnectionSession):
             try:
                 tx.spool.finish()
             except OSError as exc:
-                self._spool_failed(exc)
-                self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
+                self._refuse_unstored(exc)
                 return
         self.log.debug("message received", extra={"size": event.size})
         if self._check_inbound():
@@ -572,16 +579,14 @@ class SmtpSessionActor(ConnectionSession):
                     self.services.spool_dir, "smtp-", (header, tx.copy) if header else (tx.copy,)
                 )
             except OSError as exc:
-                self._spool_failed(exc)
-                self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
+                self._refuse_unstored(exc)
                 return False
             tx.copy[:0] = header
             return True
         try:
             new = create_spool_file(self.services.spool_dir, prefix="smtp-")
         except OSError as exc:
-            self._spool_failed(exc)
-            self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
+            self._refuse_unstored(exc)
             return False
         assert old is not None
         try:
@@ -592,11 +597,9 @@ class SmtpSessionActor(ConnectionSession):
             new.finish()
         except OSError as exc:
             new.discard()
-            self._spool_failed(exc)
-            self.smtp.respond(Reply(452, "4.3.1", "insufficient system storage"))
+            self._refuse_unstored(exc)
             return False
-        if old is not None:
-            old.discard()
+        old.discard()
         tx.spool = new
         return True
 
@@ -709,8 +712,8 @@ class SmtpSessionActor(ConnectionSession):
         """After a decision: handle pipelined input, then read again."""
         assert self.conn is not None
         self._pump()
-        while self.credit_owed and not self.closing:
-            self.credit_owed -= 1
+        if self.input_held and not self.closing:
+            self.input_held = False
             self.conn.want_more()
 
     def _on_quit(self, event: smtp.Quit) -> None:

@@ -833,8 +833,8 @@ class AccountStore:
             return DeliveryOutcome(index, None, f"mailbox {name!r} does not exist", ())
         mailboxes[name] = mb
         batch = self._batch
-        uidnext = mb.uidnext if batch is None else batch.uidnext.get(mb.id, mb.uidnext)
-        if uidnext > MAX_UID:
+        assert batch is not None  # deliver_many's
+        if batch.uidnext.get(mb.id, mb.uidnext) > MAX_UID:
             return DeliveryOutcome(index, None, f"mailbox {name!r} has no UIDs left", ())
         size = req.size
         if size is None:

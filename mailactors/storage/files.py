@@ -13,7 +13,6 @@ copy when links are impossible), syncdir and write_file_atomic.
 from __future__ import annotations
 
 import collections
-import contextlib
 import errno
 import io
 import logging
@@ -24,7 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 # errno values that mean "no space left": the file system, the user's quota, or
 # the maximum file size.
@@ -51,6 +50,7 @@ _COPY_CHUNK = 1 << 20
 
 # Attempts to find an unused temporary name before giving up.
 _TEMP_NAME_ATTEMPTS = 100
+_Opened = TypeVar("_Opened")
 
 
 class StorageFullError(OSError):
@@ -105,31 +105,20 @@ def write_spool_file(
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     flags |= getattr(os, "O_CLOEXEC", 0)
-    for _ in range(_TEMP_NAME_ATTEMPTS):
-        path = _temp_path(directory, prefix)
+    path, fd = _create_unique(directory, prefix, lambda p: os.open(p, flags, 0o666))
+    size = sum(len(p) for p in parts)
+    try:
         try:
-            fd = os.open(path, flags, 0o666)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            if _is_full(exc):
-                raise _as_full(exc, path) from exc
-            raise
-        size = sum(len(p) for p in parts)
-        try:
-            try:
-                _write_all(fd, parts, size)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.remove(path)
-            if _is_full(exc):
-                raise _as_full(exc, path) from exc
-            raise
-        return SpoolFile(path, None, size)
-    raise FileExistsError(errno.EEXIST, "no free temporary name", str(directory))
+            _write_all(fd, parts, size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        _remove_quietly(path)
+        if _is_full(exc):
+            raise _as_full(exc, path) from exc
+        raise
+    return SpoolFile(path, None, size)
 
 
 def _write_all(fd: int, parts: Sequence[bytes | bytearray], size: int) -> None:
@@ -323,14 +312,22 @@ def _temp_path(directory: Path, prefix: str) -> Path:
     return directory / f"{prefix}{_names.getrandbits(64):016x}.tmp"
 
 
-def _create_exclusive(directory: Path, prefix: str) -> tuple[Path, BinaryIO]:
-    """Create and open a new, uniquely named file in `directory` (O_EXCL)."""
+def _create_unique(
+    directory: Path, prefix: str, open_new: Callable[[Path], _Opened]
+) -> tuple[Path, _Opened]:
+    """Create a new, uniquely named file in `directory` with `open_new(path)`, which
+    must create exclusively (O_EXCL) and raise FileExistsError for a taken name. A
+    full disk is raised as StorageFullError."""
     for _ in range(_TEMP_NAME_ATTEMPTS):
         path = _temp_path(directory, prefix)
         try:
-            return path, open_file(path, "xb")
+            return path, open_new(path)
         except FileExistsError:
             continue
+        except OSError as exc:
+            if _is_full(exc):
+                raise _as_full(exc, path) from exc
+            raise
     raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(directory))
 
 
@@ -463,19 +460,8 @@ def create_spool_file(
     The default is `open_file(path, "xb")`. Tests pass an opener that sends the
     data elsewhere, e.g. to /dev/full, to exercise full-disk handling.
     """
-    open_new = opener or _default_spool_opener
-    for _ in range(_TEMP_NAME_ATTEMPTS):
-        path = _temp_path(directory, prefix)
-        try:
-            f = open_new(path)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            if _is_full(exc):
-                raise _as_full(exc, path) from exc
-            raise
-        return SpoolFile(path, f)
-    raise FileExistsError(errno.EEXIST, "no unused spool file name", str(directory))
+    path, f = _create_unique(directory, prefix, opener or _default_spool_opener)
+    return SpoolFile(path, f)
 
 
 # ---- links, copies, atomic writes ----------------------------------------------
@@ -564,7 +550,7 @@ def _write_via_temp(
     The temp file is closed before the rename (Windows semantics) and removed on any
     failure; a full disk is raised as StorageFullError.
     """
-    tmp, out = _create_exclusive(dst.parent, prefix)
+    tmp, out = _create_unique(dst.parent, prefix, lambda p: open_file(p, "xb"))
     try:
         try:
             if mode is not None:
