@@ -197,16 +197,10 @@ class SmtpSessionActor(ConnectionSession):
 
     def _on_socket_data(self, data: bytes) -> None:
         assert self.conn is not None and self.smtp is not None
-        try:
-            plain, eof, handshake_done = self.conn.receive(data)
-        except TlsError as exc:
-            self.log.info("tls error", extra={"err": str(exc)})
-            self._close()
+        received = self._receive(data)
+        if received is None:
             return
-        except OSError as exc:
-            self.log.info("write error", extra={"err": str(exc)})
-            self._close()
-            return
+        plain, eof, handshake_done = received
         if handshake_done:
             self.log.debug("tls established", extra={"tls": self.conn.tls_description()})
             if self.settings.kind == "submissions":

@@ -78,6 +78,19 @@ class ConnectionSession(pykka.ThreadingActor):
             conn.start_tls(implicit_tls)
         return conn
 
+    def _receive(self, data: bytes) -> tuple[bytes, bool, bool] | None:
+        """Connection.receive (plaintext, eof, handshake_done); on a TLS or write
+        error the session is logged and closed, and None returned."""
+        assert self.conn is not None
+        try:
+            return self.conn.receive(data)
+        except TlsError as exc:
+            self.log.info("tls error", extra={"err": str(exc)})
+        except OSError as exc:
+            self.log.info("write error", extra={"err": str(exc)})
+        self._close()
+        return None
+
     def _inbox(self) -> SocketInbox:
         inbox = self.actor_inbox
         assert isinstance(inbox, SocketInbox)

@@ -210,16 +210,10 @@ class HttpSessionActor(ConnectionSession):
 
     def _on_socket_data(self, data: bytes) -> None:
         assert self.conn is not None
-        try:
-            plain, eof, _ = self.conn.receive(data)
-        except TlsError as exc:
-            self.log.info("tls error", extra={"err": str(exc)})
-            self._close()
+        received = self._receive(data)
+        if received is None:
             return
-        except OSError as exc:
-            self.log.info("write error", extra={"err": str(exc)})
-            self._close()
-            return
+        plain, eof, _ = received
         if plain:
             if self.request_started is None:
                 self.request_started = time.monotonic()

@@ -37,11 +37,7 @@ from typing import TextIO
 import apsw
 
 from mailactors.conf import ConfigErrors, load_config
-from mailactors.storage.db import (
-    BACKUP_BUSY_DEADLINE_S,
-    BACKUP_PAGES_PER_STEP,
-    BUSY_TIMEOUT_MS,
-)
+from mailactors.storage.db import BUSY_TIMEOUT_MS, online_backup
 from mailactors.storage.files import (
     StorageFullError,
     link_or_copy,
@@ -61,9 +57,6 @@ Progress = Callable[[str], None]
 # Attempts at one database when files its snapshot refers to vanish before they are
 # linked (delivered and expunged within the backup's window).
 BACKUP_ATTEMPTS = 3
-
-# Pause before retrying a backup step that found the source busy.
-BACKUP_RETRY_SLEEP_S = 0.05
 
 
 class BackupError(Exception):
@@ -288,19 +281,7 @@ def backup_database(src: Path, dst: Path) -> int:
             source.execute("BEGIN")
             # A read starts the transaction: from here on one snapshot.
             source.execute("SELECT count(*) FROM sqlite_schema").fetchall()
-            backup = target.backup("main", source, "main")
-            try:
-                deadline = time.monotonic() + BACKUP_BUSY_DEADLINE_S
-                while not backup.done:
-                    try:
-                        backup.step(BACKUP_PAGES_PER_STEP)
-                    except (apsw.BusyError, apsw.LockedError):
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(BACKUP_RETRY_SLEEP_S)
-                pages = backup.page_count
-            finally:
-                backup.finish()
+            pages = online_backup(source, target)
             # Complete in one file: no -wal needs to go with the copy.
             target.pragma("journal_mode", "delete")
         finally:

@@ -36,6 +36,28 @@ BACKUP_BUSY_DEADLINE_S = 60.0
 _BACKUP_RETRY_SLEEP_S = 0.05
 
 
+def online_backup(source: apsw.Connection, target: apsw.Connection) -> int:
+    """Copy `source` into `target` with SQLite's online backup API; returns the pages.
+
+    Copies BACKUP_PAGES_PER_STEP pages per step so writers are not held up; steps
+    that find the source busy or locked are retried for up to BACKUP_BUSY_DEADLINE_S
+    seconds.
+    """
+    backup = target.backup("main", source, "main")
+    try:
+        deadline = time.monotonic() + BACKUP_BUSY_DEADLINE_S
+        while not backup.done:
+            try:
+                backup.step(BACKUP_PAGES_PER_STEP)
+            except (apsw.BusyError, apsw.LockedError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(_BACKUP_RETRY_SLEEP_S)
+        return int(backup.page_count)
+    finally:
+        backup.finish()
+
+
 class DatabaseError(Exception):
     """A database could not be opened, migrated or used as asked."""
 
@@ -229,18 +251,7 @@ class Database:
             raise DatabaseError(f"backup destination {dest} exists")
         target = apsw.Connection(str(dest))
         try:
-            backup = target.backup("main", source, "main")
-            try:
-                deadline = time.monotonic() + BACKUP_BUSY_DEADLINE_S
-                while not backup.done:
-                    try:
-                        backup.step(BACKUP_PAGES_PER_STEP)
-                    except (apsw.BusyError, apsw.LockedError):
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(_BACKUP_RETRY_SLEEP_S)
-            finally:
-                backup.finish()
+            online_backup(source, target)
             # Make the copy self-contained: no WAL file needs to go with it.
             target.pragma("journal_mode", "delete")
         except apsw.FullError as exc:

@@ -254,12 +254,10 @@ class ImapSessionActor(ConnectionSession):
 
     def _on_socket_data(self, data: bytes) -> None:
         assert self.conn is not None
-        try:
-            plain, eof, handshake_done = self.conn.receive(data)
-        except (TlsError, OSError) as exc:
-            self.log.info("tls or write error", extra={"err": str(exc)})
-            self._close()
+        received = self._receive(data)
+        if received is None:
             return
+        plain, eof, handshake_done = received
         if handshake_done:
             self.log.debug("tls established", extra={"tls": self.conn.tls_description()})
             if self.settings.kind == "imaps":
