@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol, TypeVar
+from types import TracebackType
+from typing import ClassVar, Protocol, Self, TypeVar
 
 import apsw
 import apsw.bestpractice
@@ -305,3 +306,44 @@ def reading(
         yield store
     finally:
         store.close()
+
+
+class DatabaseStore:
+    """A store kept in one database file: its Database, init/close and `with`.
+
+    Subclasses name their MIGRATIONS and the LOGGER used when none is passed. With
+    readonly=True the store opens its own read-only connection; writing methods then
+    raise DatabaseError.
+    """
+
+    MIGRATIONS: ClassVar[Sequence[Migration]]
+    LOGGER: ClassVar[str]
+
+    def __init__(
+        self, path: Path, log: logging.Logger | None = None, *, readonly: bool = False
+    ) -> None:
+        self.path = path
+        self.readonly = readonly
+        self.db = Database(
+            path, self.MIGRATIONS, log or logging.getLogger(self.LOGGER), readonly=readonly
+        )
+
+    def init(self) -> None:
+        """Open (and, for a writer, create and migrate) the database."""
+        self.db.init()
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        self.db.close()
+
+    def __enter__(self) -> Self:
+        self.init()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import builtins
 import json
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
 from mailactors.protocol.dmarcrpt import (
@@ -34,7 +32,7 @@ from mailactors.protocol.dmarcrpt import (
     ReportRecord,
     SpfAuth,
 )
-from mailactors.storage.db import Database, Migration
+from mailactors.storage.db import DatabaseStore, Migration
 
 __all__ = [
     "EVALUATION_MIGRATIONS",
@@ -48,7 +46,6 @@ __all__ = [
     "StoredEvaluation",
 ]
 
-_LOG = logging.getLogger("mailactors.storage.dmarcdb")
 
 EVALUATION_MIGRATIONS: list[Migration] = [
     # 0 -> 1: the initial schema. Lists (reasons, DKIM and SPF results, rua
@@ -324,22 +321,11 @@ def _evaluation_from_row(row: tuple[Any, ...]) -> StoredEvaluation:
     )
 
 
-class EvaluationStore:
+class EvaluationStore(DatabaseStore):
     """dmarceval.db: DMARC evaluations of incoming messages, until they are reported."""
 
-    def __init__(
-        self, path: Path, log: logging.Logger | None = None, *, readonly: bool = False
-    ) -> None:
-        self.path = path
-        self.db = Database(path, EVALUATION_MIGRATIONS, log or _LOG, readonly=readonly)
-
-    def init(self) -> None:
-        """Open (and, for a writer, create and migrate) the database."""
-        self.db.init()
-
-    def close(self) -> None:
-        """Close the database (idempotent)."""
-        self.db.close()
+    MIGRATIONS = EVALUATION_MIGRATIONS
+    LOGGER = "mailactors.storage.dmarcdb"
 
     def add(self, evaluation: StoredEvaluation) -> int:
         """Store one evaluation; returns its id."""
@@ -486,22 +472,11 @@ def _day(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).date().isoformat()
 
 
-class ReceivedReportStore:
+class ReceivedReportStore(DatabaseStore):
     """dmarcrpt.db: aggregate reports others sent us, one row per report."""
 
-    def __init__(
-        self, path: Path, log: logging.Logger | None = None, *, readonly: bool = False
-    ) -> None:
-        self.path = path
-        self.db = Database(path, REPORT_MIGRATIONS, log or _LOG, readonly=readonly)
-
-    def init(self) -> None:
-        """Open (and, for a writer, create and migrate) the database."""
-        self.db.init()
-
-    def close(self) -> None:
-        """Close the database (idempotent)."""
-        self.db.close()
+    MIGRATIONS = REPORT_MIGRATIONS
+    LOGGER = "mailactors.storage.dmarcdb"
 
     def add(
         self, feedback: Feedback, *, from_addr: str, message_id: str, received_at: int

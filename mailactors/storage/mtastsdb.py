@@ -14,15 +14,12 @@ Times are stored as integer seconds since the Unix epoch, UTC.
 from __future__ import annotations
 
 import datetime
-import logging
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from mailactors.protocol.dns import normalize_name
 from mailactors.protocol.mtasts import StsMode, StsPolicy, parse_policy
-from mailactors.storage.db import Database, Migration
+from mailactors.storage.db import DatabaseStore, Migration
 
 __all__ = ["CachedPolicy", "PolicyCache", "MIGRATIONS"]
 
@@ -85,41 +82,14 @@ def _row(row: tuple[Any, ...]) -> CachedPolicy:
     )
 
 
-class PolicyCache:
+class PolicyCache(DatabaseStore):
     """The MTA-STS policy cache in one database file.
 
     The owning actor opens it for writing; others may open it readonly=True.
     """
 
-    def __init__(
-        self, path: Path, log: logging.Logger | None = None, *, readonly: bool = False
-    ) -> None:
-        self.path = path
-        self.db = Database(
-            path,
-            MIGRATIONS,
-            log or logging.getLogger("mailactors.storage.mtastsdb"),
-            readonly=readonly,
-        )
-
-    def init(self) -> None:
-        """Open (and create or migrate) the database."""
-        self.db.init()
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> PolicyCache:
-        self.init()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    MIGRATIONS = MIGRATIONS
+    LOGGER = "mailactors.storage.mtastsdb"
 
     def get(self, domain: str) -> CachedPolicy | None:
         """The cached policy of a domain, expired or not; None if there is none."""

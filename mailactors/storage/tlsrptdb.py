@@ -21,11 +21,9 @@ POST, stored once per (organization-name, report-id).
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 import apsw
@@ -41,7 +39,7 @@ from mailactors.protocol.tlsrpt import (
     parse_report,
     report_json,
 )
-from mailactors.storage.db import Database, DatabaseError, Migration
+from mailactors.storage.db import DatabaseError, DatabaseStore, Migration
 
 __all__ = [
     "DayTotals",
@@ -52,7 +50,6 @@ __all__ = [
     "ResultStore",
 ]
 
-_LOG = logging.getLogger("mailactors.storage.tlsrptdb")
 
 # Optional failure-detail fields are stored as "" when absent, so the UNIQUE
 # constraint that adds up equal details sees them as equal (NULLs never are).
@@ -194,27 +191,15 @@ def _result_type(text: str) -> str:
         return text
 
 
-class ResultStore:
+class ResultStore(DatabaseStore):
     """tlsrptresult.db: our deliveries' TLS results, added up per day and policy.
 
     With readonly=True it opens its own read-only connection (the CLI); writing
     methods then raise DatabaseError.
     """
 
-    def __init__(
-        self, path: Path, log: logging.Logger | None = None, *, readonly: bool = False
-    ) -> None:
-        self.path = path
-        self.readonly = readonly
-        self.db = Database(path, RESULT_MIGRATIONS, log or _LOG, readonly=readonly)
-
-    def init(self) -> None:
-        """Open (and for writers, create and migrate) the database."""
-        self.db.init()
-
-    def close(self) -> None:
-        """Close the database (idempotent)."""
-        self.db.close()
+    MIGRATIONS = RESULT_MIGRATIONS
+    LOGGER = "mailactors.storage.tlsrptdb"
 
     @property
     def _conn(self) -> apsw.Connection:
@@ -421,23 +406,11 @@ def _info(conn: apsw.Connection, row: Sequence[Any]) -> ReceivedReportInfo:
     )
 
 
-class ReceivedTlsReportStore:
+class ReceivedTlsReportStore(DatabaseStore):
     """tlsrpt.db: TLS reports we received, one row per (organization, report-id)."""
 
-    def __init__(
-        self, path: Path, log: logging.Logger | None = None, *, readonly: bool = False
-    ) -> None:
-        self.path = path
-        self.readonly = readonly
-        self.db = Database(path, RECEIVED_MIGRATIONS, log or _LOG, readonly=readonly)
-
-    def init(self) -> None:
-        """Open (and for writers, create and migrate) the database."""
-        self.db.init()
-
-    def close(self) -> None:
-        """Close the database (idempotent)."""
-        self.db.close()
+    MIGRATIONS = RECEIVED_MIGRATIONS
+    LOGGER = "mailactors.storage.tlsrptdb"
 
     def add(self, report: Report, *, from_addr: str, received_at: datetime, via: Via) -> int | None:
         """Store a received report; its id, or None if this organization already sent
