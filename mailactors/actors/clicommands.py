@@ -31,6 +31,7 @@ from mailactors.protocol import dane, dmarc, dmarcrpt, mtasts, mxselect, tlsrpt
 from mailactors.protocol.dns import DnsError
 from mailactors.storage.db import reading
 from mailactors.storage.dmarcdb import EvaluationStore
+from mailactors.storage.files import write_file_atomic
 from mailactors.storage.queue import QueueStore
 from mailactors.storage.tlsrptdb import ResultStore
 
@@ -209,7 +210,7 @@ def _dry_run(config: Config, kind: str, directory: Path, out: IO[str]) -> int:
         out.write("no reports would be sent\n")
     for report in reports:
         target = directory / dry_run_name(report)
-        target.write_bytes(report.message)
+        write_file_atomic(target, report.message)
         to = ", ".join(report.recipients + report.https) or "nobody (no valid destination)"
         out.write(f"{target}: {report.policy_domain}, to {to}\n")
         for problem in report.problems:
