@@ -246,7 +246,7 @@ class Connection:
 
     # --- reading ------------------------------------------------------------------
 
-    def start_reader(self) -> None:
+    def start_reading(self) -> None:
         """Let the session's inbox read the socket from now on."""
         set_kernel_timeouts(self.sock, self.idle_timeout)
         self.inbox.start_reading(self.sock, self.idle_timeout)

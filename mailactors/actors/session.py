@@ -150,7 +150,7 @@ class SmtpSessionActor(ConnectionSession):
         if not implicit:
             self.smtp.greeting()
             self._flush()
-        conn.start_reader()
+        conn.start_reading()
 
     def on_stop(self) -> None:
         self._end_transaction()

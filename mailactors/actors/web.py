@@ -171,7 +171,7 @@ class HttpSessionActor(ConnectionSession):
         conn = self._open_connection(
             s.kind, HTTP_IDLE_TIMEOUT, tls_ctx if s.kind == "https" else None
         )
-        conn.start_reader()
+        conn.start_reading()
 
     def on_stop(self) -> None:
         self._end_connection()

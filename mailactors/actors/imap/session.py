@@ -160,7 +160,7 @@ class ImapSessionActor(ConnectionSession):
         if not implicit:
             self._greeting()
             self._flush()
-        conn.start_reader()
+        conn.start_reading()
 
     def _greeting(self) -> None:
         caps = " ".join(self.capabilities())
